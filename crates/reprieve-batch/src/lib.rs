@@ -1,1 +1,14 @@
-//! placeholder
+//! Reprieve batch scoring: readers that normalise real log files and inventories into the core domain types.
+//!
+//! - [`formats`]: access logs (Apache/nginx CLF and combined, S3 server access logs, CloudFront standard logs,
+//!   canonical events CSV/Parquet) into [`reprieve_core::AccessEvent`]s, streaming.
+//! - [`inventory`]: object inventories (generic CSV/Parquet, S3 Inventory manifests) into [`inventory::InventoryRow`]s.
+//! - [`error`]: [`ReadError`] and [`LineError`].
+
+pub mod error;
+pub mod formats;
+pub mod inventory;
+
+pub use error::{LineError, ReadError};
+pub use formats::{LogFormat, ReadOptions, ReadReport, SourceFormat, detect_format, for_each_event, read_events};
+pub use inventory::{InventoryOptions, InventoryRow, for_each_inventory_row, read_inventory};

@@ -40,10 +40,6 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {} {:?}: {}",
-            self.what, self.input, self.expected
-        )
+        write!(f, "invalid {} {:?}: {}", self.what, self.input, self.expected)
     }
 }

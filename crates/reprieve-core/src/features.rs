@@ -222,19 +222,11 @@ fn log_count(n: u64) -> f64 {
 }
 
 fn frac(num: u32, den: u32) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        f64::from(num) / f64::from(den)
-    }
+    if den == 0 { 0.0 } else { f64::from(num) / f64::from(den) }
 }
 
 fn low_bits(bits: u128, n: u32) -> u128 {
-    if n >= 128 {
-        bits
-    } else {
-        bits & ((1u128 << n) - 1)
-    }
+    if n >= 128 { bits } else { bits & ((1u128 << n) - 1) }
 }
 
 fn bit_range(bits: u128, from: u32, to_inclusive: u32) -> u128 {
@@ -265,11 +257,7 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     let at = stats.at;
     let mut v = FeatureVector([0.0; FEATURE_COUNT]);
     let coverage_start = record.history.complete_since.filter(|&t| t <= at);
-    let birth = record
-        .created
-        .or(stats.first)
-        .or(coverage_start)
-        .filter(|&t| t <= at);
+    let birth = record.created.or(stats.first).or(coverage_start).filter(|&t| t <= at);
 
     // Recency and frequency.
     let age = birth.map_or(0, |b| at - b);
@@ -285,10 +273,7 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     };
     v.set(F::SinceLastReadDaysLog, log_days(silence));
     v.flag(F::NeverRead, stats.count == 0);
-    v.set(
-        F::CoverageDaysLog,
-        coverage_start.map_or(0.0, |s| log_days(at - s)),
-    );
+    v.set(F::CoverageDaysLog, coverage_start.map_or(0.0, |s| log_days(at - s)));
     let counts = stats.window_counts;
     for (f, n) in [
         F::Reads1dLog,
@@ -303,19 +288,10 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
         v.set(f, log_count(u64::from(n)));
     }
     v.set(F::ReadsTotalLog, log_count(stats.count));
-    v.set(
-        F::ActiveDays7,
-        frac(low_bits(stats.day_bits, 7).count_ones(), 7),
-    );
-    v.set(
-        F::ActiveDays30,
-        frac(low_bits(stats.day_bits, 30).count_ones(), 30),
-    );
+    v.set(F::ActiveDays7, frac(low_bits(stats.day_bits, 7).count_ones(), 7));
+    v.set(F::ActiveDays30, frac(low_bits(stats.day_bits, 30).count_ones(), 30));
     v.set(F::ActiveDays128, frac(stats.day_bits.count_ones(), 128));
-    v.set(
-        F::ActiveWeeks52,
-        frac(low_bits(stats.week_bits, 52).count_ones(), 52),
-    );
+    v.set(F::ActiveWeeks52, frac(low_bits(stats.week_bits, 52).count_ones(), 52));
     v.set(F::ActiveWeeks128, frac(stats.week_bits.count_ones(), 128));
 
     // Gaps between the most recent reads (ages ascending, so gaps are differences of neighbours).
@@ -326,18 +302,11 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
         gaps[i] = f64::from(ages[i + 1] - ages[i]);
     }
     let gaps = &mut gaps[..n_gaps];
-    v.set(
-        F::GapCountFrac,
-        n_gaps as f64 / (RECENT_CAPACITY - 1) as f64,
-    );
+    v.set(F::GapCountFrac, n_gaps as f64 / (RECENT_CAPACITY - 1) as f64);
     if n_gaps > 0 {
         let mean = gaps.iter().sum::<f64>() / n_gaps as f64;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n_gaps as f64;
-        let cv = if mean > 0.0 {
-            (var.sqrt() / mean).min(10.0)
-        } else {
-            0.0
-        };
+        let cv = if mean > 0.0 { (var.sqrt() / mean).min(10.0) } else { 0.0 };
         let day = DAY as f64;
         v.set(F::GapMeanDaysLog, (mean / day).ln_1p());
         v.set(F::GapLastDaysLog, (gaps[0] / day).ln_1p());
@@ -350,9 +319,7 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
             gaps.sort_by(f64::total_cmp);
             let median = gaps[n_gaps / 2];
             let pad = HOUR as f64;
-            let ratio = ((silence.max(0) as f64 + pad) / (median + pad))
-                .ln()
-                .clamp(-8.0, 8.0);
+            let ratio = ((silence.max(0) as f64 + pad) / (median + pad)).ln().clamp(-8.0, 8.0);
             v.set(F::OverdueLogRatio, ratio);
         }
         if n_gaps >= 3 {
@@ -361,34 +328,20 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     }
 
     // Exponentially decayed counters.
-    for (i, f) in [
-        F::Decayed1dLog,
-        F::Decayed7dLog,
-        F::Decayed30dLog,
-        F::Decayed180dLog,
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, f) in [F::Decayed1dLog, F::Decayed7dLog, F::Decayed30dLog, F::Decayed180dLog]
+        .into_iter()
+        .enumerate()
     {
         v.set(f, stats.decayed(i).ln_1p());
     }
 
     // Periodicity on the day and week bitmaps.
     v.set(F::WeeklyLagMatch, lag_match(stats.day_bits, 63, &[7]));
-    v.set(
-        F::MonthlyLagMatch,
-        lag_match(stats.day_bits, 92, &[28, 29, 30, 31]),
-    );
+    v.set(F::MonthlyLagMatch, lag_match(stats.day_bits, 92, &[28, 29, 30, 31]));
     v.flag(F::MonthAgoUpcoming, bit_range(stats.day_bits, 16, 31) != 0);
-    v.set(
-        F::YearlyLagMatch,
-        lag_match(stats.week_bits, 76, &[51, 52, 53]),
-    );
+    v.set(F::YearlyLagMatch, lag_match(stats.week_bits, 76, &[51, 52, 53]));
     v.flag(F::YearAgoUpcoming, bit_range(stats.week_bits, 47, 52) != 0);
-    v.flag(
-        F::TwoYearsAgoUpcoming,
-        bit_range(stats.week_bits, 99, 104) != 0,
-    );
+    v.flag(F::TwoYearsAgoUpcoming, bit_range(stats.week_bits, 99, 104) != 0);
 
     // Naming.
     let name = name_signals(&record.key, record.content_type.as_deref());
@@ -425,9 +378,7 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     v.set(F::SizeLog, log_count(record.size.unwrap_or(0)));
     v.flag(F::SizeKnown, record.size.is_some());
     let (infrequent, archive, unknown) = match record.storage_class {
-        StorageClass::StandardIa | StorageClass::OnezoneIa | StorageClass::GlacierIr => {
-            (true, false, false)
-        }
+        StorageClass::StandardIa | StorageClass::OnezoneIa | StorageClass::GlacierIr => (true, false, false),
         StorageClass::Glacier | StorageClass::DeepArchive => (false, true, false),
         StorageClass::Unspecified | StorageClass::Other => (false, false, true),
         StorageClass::Standard | StorageClass::IntelligentTiering => (false, false, false),
@@ -462,13 +413,7 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     v
 }
 
-fn set_prefix(
-    v: &mut FeatureVector,
-    f: [Feature; 8],
-    activity: Option<&PrefixActivity>,
-    at: UnixSeconds,
-    age: i64,
-) {
+fn set_prefix(v: &mut FeatureVector, f: [Feature; 8], activity: Option<&PrefixActivity>, at: UnixSeconds, age: i64) {
     let Some(a) = activity else {
         return;
     };
@@ -513,10 +458,7 @@ mod tests {
     fn monthly_job_looks_regular_and_due() {
         let at = 400 * DAY;
         let mut r = ObjectRecord::with_key("jobs/monthly/report-image.png");
-        r.history.accesses = (1..=12)
-            .rev()
-            .map(|m| at - m * 30 * DAY + 3 * HOUR)
-            .collect();
+        r.history.accesses = (1..=12).rev().map(|m| at - m * 30 * DAY + 3 * HOUR).collect();
         r.history.complete_since = Some(0);
         let v = extract(&r, at);
         assert!(
@@ -533,9 +475,7 @@ mod tests {
     fn seasonal_asset_sees_last_year() {
         let at = 800 * DAY;
         let mut r = ObjectRecord::with_key("cdn/xmas/banner.jpg");
-        r.history.accesses = (0..20)
-            .map(|i| at - 365 * DAY + 3 * DAY + i * HOUR)
-            .collect();
+        r.history.accesses = (0..20).map(|i| at - 365 * DAY + 3 * DAY + i * HOUR).collect();
         let v = extract(&r, at);
         assert_eq!(v.get(Feature::YearAgoUpcoming), 1.0);
         assert_eq!(v.get(Feature::SeasonalWord), 1.0);

@@ -40,9 +40,7 @@ impl Fnv128 {
     pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u128::from(b);
-            self.0 = self
-                .0
-                .wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+            self.0 = self.0.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
         }
     }
 

@@ -85,12 +85,7 @@ impl HistoryStats {
 
     /// Records reads known only in aggregate: `count` reads, the first and last of which may be known. The known
     /// endpoints count as reads in every window; the others only in the total.
-    pub fn observe_summary(
-        &mut self,
-        count: u64,
-        first: Option<UnixSeconds>,
-        last: Option<UnixSeconds>,
-    ) {
+    pub fn observe_summary(&mut self, count: u64, first: Option<UnixSeconds>, last: Option<UnixSeconds>) {
         let mut marked = 0u64;
         if let Some(l) = last.filter(|&l| l < self.at) {
             self.mark(l);

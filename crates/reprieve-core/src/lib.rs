@@ -29,8 +29,6 @@ pub use event::AccessEvent;
 pub use features::{FEATURE_COUNT, FEATURE_NAMES, Feature, FeatureSchema, FeatureVector};
 pub use history::HistoryStats;
 pub use policy::{Decision, PolicyConfig, ReasonCode, ScopeState, Thresholds, VerdictClass};
-pub use record::{
-    AccessHistory, AccessSummary, ObjectRecord, PrefixActivity, RecordLimits, StorageClass,
-};
+pub use record::{AccessHistory, AccessSummary, ObjectRecord, PrefixActivity, RecordLimits, StorageClass};
 pub use time::UnixSeconds;
 pub use verdict::{Contribution, Verdict};

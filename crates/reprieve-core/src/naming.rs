@@ -50,9 +50,7 @@ pub struct NameSignals {
 const TEMP_WORDS: &[&str] = &[
     "tmp", "temp", "scratch", "cache", "staging", "draft", "test", "debug", "wip",
 ];
-const BACKUP_WORDS: &[&str] = &[
-    "backup", "backups", "bak", "bkp", "snapshot", "snap", "dump", "copy",
-];
+const BACKUP_WORDS: &[&str] = &["backup", "backups", "bak", "bkp", "snapshot", "snap", "dump", "copy"];
 const OLD_WORDS: &[&str] = &[
     "old",
     "archive",
@@ -75,15 +73,7 @@ const THUMB_WORDS: &[&str] = &[
     "icon",
     "tn",
 ];
-const LATEST_WORDS: &[&str] = &[
-    "latest",
-    "current",
-    "stable",
-    "main",
-    "master",
-    "prod",
-    "production",
-];
+const LATEST_WORDS: &[&str] = &["latest", "current", "stable", "main", "master", "prod", "production"];
 const SEASONAL_WORDS: &[&str] = &[
     "christmas",
     "xmas",
@@ -116,24 +106,21 @@ const SEASONAL_WORDS: &[&str] = &[
 fn media_from_extension(ext: &str) -> Option<MediaKind> {
     use MediaKind::*;
     Some(match ext {
-        "jpg" | "jpeg" | "png" | "gif" | "webp" | "avif" | "heic" | "heif" | "bmp" | "tif"
-        | "tiff" | "ico" | "jxl" | "raw" | "cr2" | "nef" | "dng" | "xbm" => Image,
+        "jpg" | "jpeg" | "png" | "gif" | "webp" | "avif" | "heic" | "heif" | "bmp" | "tif" | "tiff" | "ico" | "jxl"
+        | "raw" | "cr2" | "nef" | "dng" | "xbm" => Image,
         "svg" | "eps" | "ai" => VectorImage,
-        "mp4" | "mov" | "webm" | "mkv" | "avi" | "m4v" | "mpg" | "mpeg" | "ts" | "m3u8" | "mp3"
-        | "wav" | "flac" | "ogg" => Video,
-        "pdf" | "doc" | "docx" | "ppt" | "pptx" | "xls" | "xlsx" | "odt" | "txt" | "md" | "rtf" => {
-            Document
-        }
+        "mp4" | "mov" | "webm" | "mkv" | "avi" | "m4v" | "mpg" | "mpeg" | "ts" | "m3u8" | "mp3" | "wav" | "flac"
+        | "ogg" => Video,
+        "pdf" | "doc" | "docx" | "ppt" | "pptx" | "xls" | "xlsx" | "odt" | "txt" | "md" | "rtf" => Document,
         "zip" | "tar" | "tgz" | "gz" | "bz2" | "xz" | "zst" | "7z" | "rar" => Archive,
-        "qcow2" | "vmdk" | "vhd" | "vhdx" | "img" | "iso" | "ova" | "ovf" | "ami" | "vdi" => {
-            DiskImage
+        "qcow2" | "vmdk" | "vhd" | "vhdx" | "img" | "iso" | "ova" | "ovf" | "ami" | "vdi" => DiskImage,
+        "pt" | "pth" | "onnx" | "safetensors" | "ckpt" | "h5" | "pb" | "tflite" | "gguf" | "pkl" | "joblib" | "bin" => {
+            ModelWeights
         }
-        "pt" | "pth" | "onnx" | "safetensors" | "ckpt" | "h5" | "pb" | "tflite" | "gguf"
-        | "pkl" | "joblib" | "bin" => ModelWeights,
-        "html" | "htm" | "css" | "js" | "mjs" | "map" | "woff" | "woff2" | "ttf" | "otf"
-        | "eot" | "php" | "asp" | "aspx" | "jsp" | "cgi" => Web,
-        "csv" | "json" | "parquet" | "avro" | "orc" | "nc" | "hdf" | "hdf5" | "xml" | "yaml"
-        | "yml" | "jsonl" | "ndjson" | "dat" | "geojson" | "tsv" => Data,
+        "html" | "htm" | "css" | "js" | "mjs" | "map" | "woff" | "woff2" | "ttf" | "otf" | "eot" | "php" | "asp"
+        | "aspx" | "jsp" | "cgi" => Web,
+        "csv" | "json" | "parquet" | "avro" | "orc" | "nc" | "hdf" | "hdf5" | "xml" | "yaml" | "yml" | "jsonl"
+        | "ndjson" | "dat" | "geojson" | "tsv" => Data,
         _ => return None,
     })
 }
@@ -148,14 +135,10 @@ fn media_from_content_type(content_type: &str) -> Option<MediaKind> {
         "video" | "audio" => MediaKind::Video,
         "text" if sub == "html" || sub == "css" || sub == "javascript" => MediaKind::Web,
         "text" => MediaKind::Document,
-        "application"
-            if sub.contains("vnd.oci.image") || sub.contains("vnd.docker.distribution") =>
-        {
+        "application" if sub.contains("vnd.oci.image") || sub.contains("vnd.docker.distribution") => {
             MediaKind::ContainerImage
         }
-        "application" if sub == "pdf" || sub.contains("officedocument") || sub == "msword" => {
-            MediaKind::Document
-        }
+        "application" if sub == "pdf" || sub.contains("officedocument") || sub == "msword" => MediaKind::Document,
         "application" if sub == "zip" || sub == "gzip" || sub == "x-tar" => MediaKind::Archive,
         "application" if sub == "json" || sub.ends_with("+json") || sub == "xml" => MediaKind::Data,
         "application" if sub == "javascript" => MediaKind::Web,
@@ -198,9 +181,7 @@ fn is_size_suffix(token: &str) -> bool {
         }
     }
     matches!(token, "@2x" | "@3x" | "2x" | "3x")
-        || (token.len() >= 3
-            && token.ends_with('w')
-            && token[..token.len() - 1].bytes().all(|b| b.is_ascii_digit()))
+        || (token.len() >= 3 && token.ends_with('w') && token[..token.len() - 1].bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_hash_like(token: &str) -> bool {
@@ -208,10 +189,7 @@ fn is_hash_like(token: &str) -> bool {
     let has_digit = token.bytes().any(|b| b.is_ascii_digit());
     let has_alpha = token.bytes().any(|b| b.is_ascii_alphabetic());
     (token.len() >= 16 && hex && has_digit && has_alpha)
-        || (token.len() >= 24
-            && token.bytes().all(|b| b.is_ascii_alphanumeric())
-            && has_digit
-            && has_alpha)
+        || (token.len() >= 24 && token.bytes().all(|b| b.is_ascii_alphanumeric()) && has_digit && has_alpha)
 }
 
 fn is_semver(token: &str) -> bool {
@@ -247,12 +225,8 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
         media_from_extension(ext).or_else(|| content_type.and_then(media_from_content_type))
     };
     // Dotted tokens (semver, dates with dots) are judged before splitting on dots.
-    s.semver = stem
-        .split(['_', '-', ' ', '+', '=', ',', '(', ')', ':'])
-        .any(is_semver)
-        || stem
-            .split(['_', ' ', '+', '=', ',', '(', ')', ':'])
-            .any(is_semver);
+    s.semver = stem.split(['_', '-', ' ', '+', '=', ',', '(', ')', ':']).any(is_semver)
+        || stem.split(['_', ' ', '+', '=', ',', '(', ')', ':']).any(is_semver);
     let date_runs = stem.split(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '_' | '.')));
     for run in date_runs {
         if let Some(y) = date_year(run.trim_matches(|c: char| !c.is_ascii_digit())) {
@@ -313,10 +287,7 @@ mod tests {
 
         let s = name_signals("models/resnet/v2.1.0/weights.safetensors", None);
         assert_eq!(s.media, Some(MediaKind::ModelWeights));
-        assert!(
-            !s.semver,
-            "semver in a directory is not the object's own tag"
-        );
+        assert!(!s.semver, "semver in a directory is not the object's own tag");
 
         let s = name_signals("models/resnet-v2.1.0.onnx", None);
         assert!(s.semver);

@@ -28,12 +28,7 @@ pub enum VerdictClass {
 }
 
 impl VerdictClass {
-    pub const ALL: [VerdictClass; 4] = [
-        Self::Retain,
-        Self::Review,
-        Self::Archive,
-        Self::DeleteCandidate,
-    ];
+    pub const ALL: [VerdictClass; 4] = [Self::Retain, Self::Review, Self::Archive, Self::DeleteCandidate];
 
     /// The wire/report name (`RETAIN`, `REVIEW`, `ARCHIVE`, `DELETE_CANDIDATE`).
     pub fn as_str(self) -> &'static str {
@@ -138,13 +133,14 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// Checks `0 <= delete_max <= archive_max <= retain_min <= 1`.
+    /// Checks `delete_max <= archive_max <= retain_min`, `retain_min` in [0, 1], the others at most 1 (a
+    /// negative `delete_max` or `archive_max` means the class is never given).
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let ok = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
-        if !ok(self.delete_max) || !ok(self.archive_max) || !ok(self.retain_min) {
+        let ok = |x: f64| x.is_finite() && x <= 1.0;
+        if !ok(self.delete_max) || !ok(self.archive_max) || !(ok(self.retain_min) && self.retain_min >= 0.0) {
             return Err(ValidationError::new(
                 "thresholds",
-                "every threshold must be a probability in [0, 1]",
+                "delete_max and archive_max must be at most 1 (negative: never), retain_min in [0, 1]",
             ));
         }
         if !(self.delete_max <= self.archive_max && self.archive_max <= self.retain_min) {
@@ -250,10 +246,7 @@ pub fn decide(
         1.0
     };
     let (score_class, score_reason) = if p <= thresholds.delete_max {
-        (
-            VerdictClass::DeleteCandidate,
-            ReasonCode::VeryUnlikelyReused,
-        )
+        (VerdictClass::DeleteCandidate, ReasonCode::VeryUnlikelyReused)
     } else if p <= thresholds.archive_max {
         (VerdictClass::Archive, ReasonCode::UnlikelyReused)
     } else if p < thresholds.retain_min {
@@ -314,10 +307,7 @@ mod tests {
         r.legal_hold = true;
         let d = decide(&c, &T, &r, 0.0, at, ScopeState::default());
         assert_eq!(d.class, VerdictClass::Retain);
-        assert_eq!(
-            d.reasons,
-            vec![ReasonCode::LegalHold, ReasonCode::VeryUnlikelyReused]
-        );
+        assert_eq!(d.reasons, vec![ReasonCode::LegalHold, ReasonCode::VeryUnlikelyReused]);
 
         let mut r = eligible(at);
         r.owner = None;
@@ -330,11 +320,7 @@ mod tests {
         assert_eq!(d.class, VerdictClass::Review);
         assert!(d.reasons.contains(&ReasonCode::PrecisionBreaker));
         let d = decide(&c, &T, &r, 0.03, at, ScopeState { breaker_open: true });
-        assert_eq!(
-            d.class,
-            VerdictClass::Archive,
-            "the breaker guards deletes only"
-        );
+        assert_eq!(d.class, VerdictClass::Archive, "the breaker guards deletes only");
     }
 
     #[test]

@@ -116,10 +116,7 @@ mod tests {
         assert_eq!(parent_prefix("c.png"), "");
         assert_eq!(top_prefix("a/b/c.png"), "a/");
         assert_eq!(top_prefix("c.png"), "");
-        assert_eq!(
-            parent_prefix("host/team/app:1.0@sha256:ab"),
-            "host/team/app/"
-        );
+        assert_eq!(parent_prefix("host/team/app:1.0@sha256:ab"), "host/team/app/");
         assert_eq!(top_prefix("host/team/app@sha256:ab/x"), "host/");
     }
 

@@ -221,10 +221,7 @@ impl ObjectRecord {
             if let (Some(f), Some(l)) = (s.first, s.last)
                 && f > l
             {
-                return Err(ValidationError::new(
-                    "history.summary",
-                    "first_unix is after last_unix",
-                ));
+                return Err(ValidationError::new("history.summary", "first_unix is after last_unix"));
             }
             if s.count == 0 && (s.first.is_some() || s.last.is_some()) {
                 return Err(ValidationError::new(
@@ -239,22 +236,13 @@ impl ObjectRecord {
         ] {
             if let Some(a) = activity {
                 if a.objects_read_30d > a.objects {
-                    return Err(ValidationError::new(
-                        field,
-                        "objects_read_30d is larger than objects",
-                    ));
+                    return Err(ValidationError::new(field, "objects_read_30d is larger than objects"));
                 }
                 if a.reads_7d > a.reads_30d {
-                    return Err(ValidationError::new(
-                        field,
-                        "reads_7d is larger than reads_30d",
-                    ));
+                    return Err(ValidationError::new(field, "reads_7d is larger than reads_30d"));
                 }
                 if a.bulk_scan_days_128d > 128 {
-                    return Err(ValidationError::new(
-                        field,
-                        "bulk_scan_days_128d is larger than 128",
-                    ));
+                    return Err(ValidationError::new(field, "bulk_scan_days_128d is larger than 128"));
                 }
                 check_time(field, a.last_read, false)?;
                 check_time(field, a.last_bulk_scan, false)?;

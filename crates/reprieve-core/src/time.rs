@@ -85,10 +85,7 @@ fn month_number(name: &str) -> Option<u32> {
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
     let lower = name.to_ascii_lowercase();
-    MONTHS
-        .iter()
-        .position(|m| *m == lower)
-        .map(|i| i as u32 + 1)
+    MONTHS.iter().position(|m| *m == lower).map(|i| i as u32 + 1)
 }
 
 fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
@@ -146,9 +143,7 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixSeconds> {
     let s: i64 = digits(&t[17..19])?;
     let mut rest = &t[19..];
     if let Some(frac) = rest.strip_prefix('.') {
-        let end = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
+        let end = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
         if end == 0 {
             return None;
         }
@@ -233,19 +228,10 @@ mod tests {
     #[test]
     fn parses_times() {
         assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Some(DAY));
-        assert_eq!(
-            parse_rfc3339("2024-05-12T10:00:00.123+02:00"),
-            Some(1_715_500_800)
-        );
+        assert_eq!(parse_rfc3339("2024-05-12T10:00:00.123+02:00"), Some(1_715_500_800));
         assert_eq!(parse_rfc3339("2024-05-12"), Some(1_715_472_000));
-        assert_eq!(
-            parse_clf_time("01/Jul/1995:00:00:01 -0400"),
-            Some(804_571_201)
-        );
-        assert_eq!(
-            parse_clf_time("17/May/2015:10:05:03 +0000"),
-            Some(1_431_857_103)
-        );
+        assert_eq!(parse_clf_time("01/Jul/1995:00:00:01 -0400"), Some(804_571_201));
+        assert_eq!(parse_clf_time("17/May/2015:10:05:03 +0000"), Some(1_431_857_103));
         assert_eq!(parse_time("1715500000").ok(), Some(1_715_500_000));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_rfc3339("2024-13-12").is_none());

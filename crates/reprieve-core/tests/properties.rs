@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use reprieve_core::features::{Feature, extract};
 use reprieve_core::policy::decide;
 use reprieve_core::{
-    AccessSummary, ObjectRecord, PolicyConfig, PrefixActivity, ReasonCode, ScopeState,
-    StorageClass, Thresholds, VerdictClass,
+    AccessSummary, ObjectRecord, PolicyConfig, PrefixActivity, ReasonCode, ScopeState, StorageClass, Thresholds,
+    VerdictClass,
 };
 
 const DAY: i64 = 86_400;
@@ -43,16 +43,14 @@ fn prefix_activity() -> impl Strategy<Value = Option<PrefixActivity>> {
             0u32..=128,
             proptest::option::of(time_near_at()),
         )
-            .prop_map(|(objects, read, reads, last_read, bulk, last_bulk)| {
-                PrefixActivity {
-                    objects,
-                    objects_read_30d: read.min(objects),
-                    reads_7d: reads / 2,
-                    reads_30d: reads,
-                    last_read,
-                    bulk_scan_days_128d: bulk,
-                    last_bulk_scan: last_bulk,
-                }
+            .prop_map(|(objects, read, reads, last_read, bulk, last_bulk)| PrefixActivity {
+                objects,
+                objects_read_30d: read.min(objects),
+                reads_7d: reads / 2,
+                reads_30d: reads,
+                last_read,
+                bulk_scan_days_128d: bulk,
+                last_bulk_scan: last_bulk,
             }),
     )
 }
@@ -200,12 +198,7 @@ fn policy_never_lets_go_against_a_hard_rule() {
             };
             let d = decide(&config, &t, &r, p, at, ScopeState { breaker_open });
             // Every verdict carries exactly one score reason, last.
-            prop_assert!(
-                !d.reasons
-                    .last()
-                    .copied()
-                    .is_some_and(ReasonCode::is_hard_rule)
-            );
+            prop_assert!(!d.reasons.last().copied().is_some_and(ReasonCode::is_hard_rule));
             if d.class.lets_go() {
                 let_go.set(let_go.get() + 1);
                 prop_assert!(!r.legal_hold);
@@ -243,11 +236,7 @@ fn policy_never_lets_go_against_a_hard_rule() {
         "only {} of 100,000 verdicts let an object go",
         let_go.get()
     );
-    assert!(
-        deletes.get() > 100,
-        "only {} delete candidates",
-        deletes.get()
-    );
+    assert!(deletes.get() > 100, "only {} delete candidates", deletes.get());
 }
 
 #[test]

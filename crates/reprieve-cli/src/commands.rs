@@ -1,0 +1,361 @@
+//! The subcommands: flags (clap) mapped onto library calls.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use reprieve_batch::formats::{LogFormat, ReadOptions, ReadReport};
+use reprieve_batch::inventory::InventoryOptions;
+use reprieve_core::time::{format_duration, format_rfc3339, parse_duration, parse_time};
+use reprieve_model::artifact::Targets;
+use reprieve_model::train::{ExtraRows, TrainConfig};
+use reprieve_server::{AppState, ServerConfig};
+use reprieve_synth::{OutputFormat, SynthConfig};
+
+use crate::bundled::load_model;
+
+/// Reprieve predicts, per stored object, the probability that it will be read again, and turns it into
+/// conservative verdicts (retain / review / archive / delete-candidate) with a bounded false-delete rate.
+#[derive(Debug, Parser)]
+#[command(name = "reprieve", version, about, long_about = None)]
+pub struct Cli {
+    /// Log as JSON lines (to stderr) instead of text.
+    #[arg(long, global = true)]
+    pub json_logs: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve scores and verdicts over gRPC (ReuseScorer, Models, health, reflection).
+    Serve(ServeArgs),
+    /// Score a whole inventory from files (not built yet).
+    Score(NotYetArgs),
+    /// Train a model from request traces and write a versioned artifact.
+    Train(TrainArgs),
+    /// Replay a trace at rolling cuts and compare the model with recency rules (not built yet).
+    Evaluate(NotYetArgs),
+    /// Generate a seeded synthetic inventory and access log in the canonical formats.
+    Synth(SynthArgs),
+    /// Audit trail, restores and realized precision (not built yet).
+    Feedback(NotYetArgs),
+}
+
+/// A subcommand that exists in the interface but not yet in the code.
+#[derive(Debug, thiserror::Error)]
+#[error("`reprieve {0}` is not built yet")]
+pub struct NotBuiltYet(&'static str);
+
+#[derive(Debug, Args)]
+pub struct NotYetArgs {
+    /// Arguments are not interpreted yet.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see README); flags and REPRIEVE_* environment variables override it.
+    #[arg(long, env = "REPRIEVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Model artifact to serve [default: the bundled model].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Most objects per Score request or ScoreStream chunk [default: 10000].
+    #[arg(long)]
+    max_objects_per_request: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Format of the event files.
+    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
+    format: LogFormat,
+    /// Inventory (generic CSV/Parquet or S3 Inventory manifest.json); without one, objects are those the logs name.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Reuse horizon H: the label is "read again within H of the cut".
+    #[arg(long, default_value = "14d", value_parser = parse_duration)]
+    horizon: i64,
+    /// Spacing of the cuts.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    step: i64,
+    /// Explicit cut times (Unix seconds or RFC 3339), comma-separated; default: every --step.
+    #[arg(long, value_delimiter = ',', value_parser = parse_time)]
+    cuts: Vec<i64>,
+    /// How many of the latest cuts calibrate and choose thresholds (the bound must hold on each).
+    #[arg(long, default_value_t = 3)]
+    calibration_cuts: usize,
+    /// False-delete target of DELETE_CANDIDATE.
+    #[arg(long, default_value_t = 0.01)]
+    target_delete: f64,
+    /// False-delete target of ARCHIVE.
+    #[arg(long, default_value_t = 0.05)]
+    target_archive: f64,
+    /// Feedback export to learn from (restored = reused); not built yet.
+    #[arg(long)]
+    feedback: Option<PathBuf>,
+    /// Model name; the version adds a hash of the parameters.
+    #[arg(long, default_value = "reprieve")]
+    name: String,
+    /// Where to write the artifact (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Fail on the first malformed log line instead of counting it.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Directory to write inventory, events and synth.json into.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Number of objects.
+    #[arg(long)]
+    objects: Option<u64>,
+    /// Span of the access log in days.
+    #[arg(long)]
+    days: Option<u32>,
+    /// Start of the access log (Unix seconds or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    start: Option<i64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// csv or parquet.
+    #[arg(long)]
+    format: Option<OutputFormat>,
+    /// Every other knob (see `reprieve-synth` docs) from a TOML file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    LogFormat::from_name(text)
+        .ok_or_else(|| format!("unknown format {text:?}; expected auto, clf, s3, cloudfront, csv or parquet"))
+}
+
+/// Sets up `tracing` on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Train(args) => train(args),
+        Command::Synth(args) => synth(args),
+        Command::Score(_) => Err(NotBuiltYet("score").into()),
+        Command::Evaluate(_) => Err(NotBuiltYet("evaluate").into()),
+        Command::Feedback(_) => Err(NotBuiltYet("feedback").into()),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    config = config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(model) = args.model {
+        config.model_path = Some(model);
+    }
+    if let Some(max) = args.max_objects_per_request {
+        config.max_objects_per_request = max;
+    }
+    let (model, source) = load_model(config.model_path.as_deref()).context("cannot load the model")?;
+    tracing::info!(version = model.version(), %source, "model loaded");
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let state = Arc::new(AppState::new(config));
+        state.install(model, source);
+        let listener = reprieve_server::bind(&state.config).await?;
+        reprieve_server::serve(listener, state, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight calls");
+}
+
+fn log_reports(reports: &[ReadReport]) {
+    for r in reports {
+        tracing::info!(
+            path = %r.path.display(),
+            format = ?r.format_detected,
+            lines = r.lines,
+            events = r.events,
+            ignored = r.ignored,
+            malformed = r.malformed,
+            "read"
+        );
+        if r.malformed > 0 {
+            let first: Vec<String> = r
+                .first_malformed
+                .iter()
+                .map(|(line, why)| format!("line {line}: {why}"))
+                .collect();
+            tracing::warn!(path = %r.path.display(), malformed = r.malformed, first = %first.join("; "), "malformed lines skipped");
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    if args.feedback.is_some() {
+        return Err(NotBuiltYet("train --feedback").into());
+    }
+    for (name, t) in [
+        ("--target-delete", args.target_delete),
+        ("--target-archive", args.target_archive),
+    ] {
+        if !(t > 0.0 && t < 1.0) {
+            bail!("{name} must be a rate strictly between 0 and 1 (got {t})");
+        }
+    }
+    let options = ReadOptions {
+        format: args.format,
+        strict: args.strict,
+        ..ReadOptions::default()
+    };
+    let inventory_options = InventoryOptions {
+        strict: args.strict,
+        ..InventoryOptions::default()
+    };
+    let loaded = reprieve_eval::load_trace(&args.events, &options, args.inventory.as_ref(), &inventory_options)?;
+    log_reports(&loaded.reports);
+    let trace = &loaded.trace;
+    tracing::info!(
+        objects = trace.objects.len(),
+        reads = trace.events.len(),
+        from = %format_rfc3339(trace.log_start),
+        to = %format_rfc3339(trace.log_end),
+        "trace loaded"
+    );
+    let source = args
+        .events
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plan = reprieve_eval::TrainPlan {
+        horizon_secs: args.horizon,
+        step_secs: args.step,
+        cuts: args.cuts,
+        calibration_cuts: args.calibration_cuts,
+        config: TrainConfig {
+            name: args.name,
+            targets: Targets {
+                delete: args.target_delete,
+                archive: args.target_archive,
+                ..Targets::default()
+            },
+            ..TrainConfig::default()
+        },
+        source,
+        created_at: now_unix(),
+    };
+    let started = std::time::Instant::now();
+    let (artifact, cuts) = reprieve_eval::train_on_trace(trace, &plan, &ExtraRows::default())?;
+    let out = if args.out.extension().is_some() {
+        args.out
+    } else {
+        args.out.with_extension("json")
+    };
+    artifact.save(&out)?;
+    let t = artifact.thresholds;
+    tracing::info!(
+        version = %artifact.version,
+        cuts = cuts.len(),
+        horizon = %format_duration(artifact.horizon_secs),
+        train_rows = artifact.training.train_rows,
+        calibration_rows = artifact.training.calibration_rows,
+        delete_max = t.delete_max,
+        archive_max = t.archive_max,
+        retain_min = t.retain_min,
+        seconds = started.elapsed().as_secs_f64(),
+        out = %out.display(),
+        "model written"
+    );
+    Ok(())
+}
+
+fn synth(args: SynthArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<SynthConfig>(&text).with_context(|| format!("invalid synth config {}", path.display()))?
+        }
+        None => SynthConfig::default(),
+    };
+    if let Some(v) = args.objects {
+        config.objects = v;
+    }
+    if let Some(v) = args.days {
+        config.days = v;
+    }
+    if let Some(v) = args.start {
+        config.start = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = args.format {
+        config.format = v;
+    }
+    let started = std::time::Instant::now();
+    let summary = reprieve_synth::generate(&config, &args.out_dir)?;
+    tracing::info!(
+        objects = summary.objects,
+        events = summary.events,
+        seconds = started.elapsed().as_secs_f64(),
+        out_dir = %args.out_dir.display(),
+        "synthetic trace written"
+    );
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Which cuts train and which calibrate, and the training run itself.
+
+use reprieve_core::UnixSeconds;
+use reprieve_model::ModelArtifact;
+use reprieve_model::dataset::{Cut, Trace, build_cut, cut_times};
+use reprieve_model::train::{ExtraRows, TrainConfig, train};
+
+use crate::error::EvalError;
+
+/// How to cut a trace for training.
+#[derive(Debug, Clone)]
+pub struct TrainPlan {
+    pub horizon_secs: i64,
+    pub step_secs: i64,
+    /// Explicit cut times; empty: every `step` from `log_start + step` while the label window closes in the log.
+    pub cuts: Vec<UnixSeconds>,
+    /// How many of the latest cuts calibrate (and choose thresholds); the earlier ones train.
+    pub calibration_cuts: usize,
+    pub config: TrainConfig,
+    pub source: String,
+    pub created_at: i64,
+}
+
+impl TrainPlan {
+    /// The cut times for `trace`, checked against its log span.
+    pub fn cut_times(&self, trace: &Trace) -> Result<Vec<UnixSeconds>, EvalError> {
+        let cuts = if self.cuts.is_empty() {
+            cut_times(
+                trace.log_start + self.step_secs,
+                trace.log_end,
+                self.step_secs,
+                self.horizon_secs,
+            )
+        } else {
+            let mut c = self.cuts.clone();
+            c.sort_unstable();
+            c.dedup();
+            if let Some(bad) = c
+                .iter()
+                .find(|&&t| t <= trace.log_start || t + self.horizon_secs > trace.log_end)
+            {
+                return Err(EvalError::Plan(format!(
+                    "cut {bad} is outside the log ({}..{}) or its label window [T, T+H) does not close in it",
+                    trace.log_start, trace.log_end
+                )));
+            }
+            c
+        };
+        if cuts.len() < 2 {
+            return Err(EvalError::Plan(format!(
+                "need at least 2 cuts whose label windows close inside the log (got {}): the log spans {}s; use a \
+                 shorter --horizon or --step",
+                cuts.len(),
+                trace.log_end - trace.log_start
+            )));
+        }
+        Ok(cuts)
+    }
+}
+
+/// Builds the cuts and trains: the last `calibration_cuts` (at most all but one) calibrate, the rest train.
+pub fn train_on_trace(
+    trace: &Trace,
+    plan: &TrainPlan,
+    extra: &ExtraRows,
+) -> Result<(ModelArtifact, Vec<Cut>), EvalError> {
+    let times = plan.cut_times(trace)?;
+    let k = plan.calibration_cuts.clamp(1, times.len() - 1);
+    let cuts: Vec<Cut> = times.iter().map(|&t| build_cut(trace, t, plan.horizon_secs)).collect();
+    let (train_cuts, calibration) = cuts.split_at(cuts.len() - k);
+    let artifact = train(
+        train_cuts,
+        calibration,
+        extra,
+        plan.horizon_secs,
+        &plan.source,
+        plan.created_at,
+        &plan.config,
+    )?;
+    Ok((artifact, cuts))
+}

@@ -1,0 +1,257 @@
+//! The model artifact (what `reprieve train` writes and every front door loads) and its runtime form.
+//!
+//! An artifact is one JSON document: the feature schema it was trained on (refused if it differs from the code's),
+//! the scorer's parameters, the calibration, the thresholds per verdict class with the targets they were chosen
+//! for, a summary of the training data, and evaluation metrics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use reprieve_core::features::{FEATURE_COUNT, FeatureSchema, FeatureVector};
+use reprieve_core::{Contribution, Thresholds};
+use serde::{Deserialize, Serialize};
+
+use crate::calibration::{Platt, sigmoid};
+use crate::error::ModelError;
+
+/// The artifact format this code reads and writes.
+pub const ARTIFACT_FORMAT: &str = "reprieve-model/1";
+
+/// The scorer's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScorerParams {
+    /// Logistic regression on standardized features: `z = intercept + sum_i w_i (x_i - mean_i) / scale_i`.
+    Logistic {
+        mean: Vec<f64>,
+        scale: Vec<f64>,
+        weights: Vec<f64>,
+        intercept: f64,
+    },
+}
+
+/// False-delete targets the thresholds were selected for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    pub delete: f64,
+    pub archive: f64,
+    pub review: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self {
+            delete: 0.01,
+            archive: 0.05,
+            review: 0.25,
+        }
+    }
+}
+
+/// What the model was trained on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    pub source: String,
+    pub train_rows: u64,
+    pub train_positives: u64,
+    pub calibration_rows: u64,
+    pub calibration_positives: u64,
+    pub train_cuts: Vec<i64>,
+    pub calibration_cuts: Vec<i64>,
+    pub seconds: f64,
+}
+
+/// A serialised model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub format: String,
+    pub name: String,
+    /// `name-<hash of the parameters>`: two artifacts with the same version score identically.
+    pub version: String,
+    pub created_at: i64,
+    /// The reuse horizon H the probability refers to, in seconds.
+    pub horizon_secs: i64,
+    pub feature_schema: FeatureSchema,
+    pub scorer: ScorerParams,
+    pub calibration: Platt,
+    pub thresholds: Thresholds,
+    pub targets: Targets,
+    pub training: TrainingSummary,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl ModelArtifact {
+    /// Computes the version string from the name and the parameters.
+    pub fn compute_version(&self) -> String {
+        let mut h = reprieve_core::hash::Fnv64::new();
+        let params = serde_json::to_vec(&(&self.scorer, &self.calibration, &self.thresholds, self.horizon_secs))
+            .unwrap_or_default();
+        h.write(&params);
+        h.write(self.feature_schema.hash.as_bytes());
+        format!("{}-{:08x}", self.name, h.finish() as u32)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let write = |e| ModelError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write)?;
+        }
+        // Write then rename, so a reader (or a hot reload) never sees half an artifact.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, self.to_json() + "\n").map_err(write)?;
+        std::fs::rename(&tmp, path).map_err(write)
+    }
+}
+
+/// A loaded, validated model, ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    artifact: ModelArtifact,
+    /// Weights and intercept with the standardization folded in.
+    folded_weights: [f64; FEATURE_COUNT],
+    folded_intercept: f64,
+    /// Per-feature terms for contributions: `w_i / scale_i` and `mean_i`.
+    mean: [f64; FEATURE_COUNT],
+}
+
+impl Model {
+    /// Validates an artifact against this build (format, feature schema, shapes, finite numbers, thresholds).
+    pub fn from_artifact(artifact: ModelArtifact) -> Result<Self, ModelError> {
+        if artifact.format != ARTIFACT_FORMAT {
+            return Err(ModelError::Format {
+                found: artifact.format,
+                expected: ARTIFACT_FORMAT,
+            });
+        }
+        let expected = FeatureSchema::current();
+        if artifact.feature_schema.hash != expected.hash
+            || artifact.feature_schema.version != expected.version
+            || artifact.feature_schema.names != expected.names
+        {
+            return Err(ModelError::SchemaMismatch {
+                found_version: artifact.feature_schema.version,
+                found_hash: artifact.feature_schema.hash,
+                expected_version: expected.version,
+                expected_hash: expected.hash,
+            });
+        }
+        artifact
+            .thresholds
+            .validate()
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        if artifact.horizon_secs <= 0 {
+            return Err(ModelError::Invalid("horizon_secs must be positive".into()));
+        }
+        if !(artifact.calibration.a.is_finite() && artifact.calibration.b.is_finite()) {
+            return Err(ModelError::Invalid("calibration is not finite".into()));
+        }
+        let ScorerParams::Logistic {
+            mean,
+            scale,
+            weights,
+            intercept,
+        } = &artifact.scorer;
+        for (name, v) in [("mean", mean), ("scale", scale), ("weights", weights)] {
+            if v.len() != FEATURE_COUNT {
+                return Err(ModelError::Invalid(format!(
+                    "{name} has {} values for {FEATURE_COUNT} features",
+                    v.len()
+                )));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(ModelError::Invalid(format!("{name} has a non-finite value")));
+            }
+        }
+        if scale.iter().any(|&s| s <= 0.0) || !intercept.is_finite() {
+            return Err(ModelError::Invalid(
+                "scale must be positive and the intercept finite".into(),
+            ));
+        }
+        let mut folded_weights = [0.0; FEATURE_COUNT];
+        let mut mean_arr = [0.0; FEATURE_COUNT];
+        let mut folded_intercept = *intercept;
+        for i in 0..FEATURE_COUNT {
+            folded_weights[i] = weights[i] / scale[i];
+            mean_arr[i] = mean[i];
+            folded_intercept -= folded_weights[i] * mean[i];
+        }
+        Ok(Self {
+            artifact,
+            folded_weights,
+            folded_intercept,
+            mean: mean_arr,
+        })
+    }
+
+    /// Parses and validates an artifact from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, ModelError> {
+        Self::from_artifact(serde_json::from_str(text)?)
+    }
+
+    /// Reads and validates an artifact file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::from_json(&text)
+    }
+
+    pub fn artifact(&self) -> &ModelArtifact {
+        &self.artifact
+    }
+
+    pub fn version(&self) -> &str {
+        &self.artifact.version
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.artifact.thresholds
+    }
+
+    pub fn horizon_secs(&self) -> i64 {
+        self.artifact.horizon_secs
+    }
+
+    /// Uncalibrated log-odds of reuse.
+    pub fn raw_logit(&self, features: &FeatureVector) -> f64 {
+        let x = features.values();
+        let mut z = self.folded_intercept;
+        for i in 0..FEATURE_COUNT {
+            z += self.folded_weights[i] * x[i];
+        }
+        z
+    }
+
+    /// Calibrated P(reuse within the horizon).
+    pub fn probability(&self, features: &FeatureVector) -> f64 {
+        sigmoid(self.artifact.calibration.logit(self.raw_logit(features)))
+    }
+
+    /// The `top` features that moved the calibrated log-odds most, largest magnitude first.
+    pub fn contributions(&self, features: &FeatureVector, top: usize) -> Vec<Contribution> {
+        let x = features.values();
+        let a = self.artifact.calibration.a;
+        let mut terms: Vec<(usize, f64)> = (0..FEATURE_COUNT)
+            .map(|i| (i, a * self.folded_weights[i] * (x[i] - self.mean[i])))
+            .filter(|(_, c)| *c != 0.0)
+            .collect();
+        terms.sort_by(|l, r| r.1.abs().total_cmp(&l.1.abs()).then(l.0.cmp(&r.0)));
+        terms
+            .into_iter()
+            .take(top)
+            .map(|(i, c)| Contribution {
+                feature: self.artifact.feature_schema.names[i].clone(),
+                value: x[i],
+                contribution: c,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,255 @@
+//! Training: logistic regression (linfa) on standardized features, Platt calibration on separate cuts, and
+//! conservative per-class thresholds chosen on those calibration cuts (see [`crate::threshold`]).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use reprieve_core::Thresholds;
+use reprieve_core::features::{FEATURE_COUNT, FeatureSchema, FeatureVector};
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{ARTIFACT_FORMAT, Model, ModelArtifact, ScorerParams, Targets, TrainingSummary};
+use crate::calibration::Platt;
+use crate::dataset::Cut;
+use crate::error::ModelError;
+use crate::metrics;
+use crate::threshold::{Scored, select_threshold};
+
+/// Training knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Artifact name (the version adds a parameter hash).
+    pub name: String,
+    /// False-delete targets per verdict class.
+    pub targets: Targets,
+    /// Most majority-class rows per minority-class row used for fitting (class balance by undersampling).
+    pub balance_ratio: f64,
+    /// Most rows used for fitting (deterministic subsample beyond it).
+    pub max_train_rows: usize,
+    /// L2 penalty of the logistic regression.
+    pub l2: f64,
+    pub max_iterations: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            name: "reprieve".into(),
+            targets: Targets::default(),
+            balance_ratio: 3.0,
+            max_train_rows: 2_000_000,
+            l2: 1.0,
+            max_iterations: 150,
+        }
+    }
+}
+
+/// Labelled rows that are not from a trace cut (e.g. restore feedback: restored = reused).
+#[derive(Debug, Clone, Default)]
+pub struct ExtraRows {
+    pub features: Vec<FeatureVector>,
+    pub reused: Vec<bool>,
+}
+
+/// Deterministic keep/drop for subsampling row `i` with probability `keep`.
+fn keep_row(i: usize, keep: f64) -> bool {
+    if keep >= 1.0 {
+        return true;
+    }
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    (x >> 11) as f64 / (1u64 << 53) as f64 <= keep
+}
+
+/// Trains an artifact: fits on `train` (plus `extra`), calibrates and selects thresholds on `calibration`, and
+/// fills in metrics measured on the calibration cuts.
+pub fn train(
+    train: &[Cut],
+    calibration: &[Cut],
+    extra: &ExtraRows,
+    horizon_secs: i64,
+    source: &str,
+    created_at: i64,
+    config: &TrainConfig,
+) -> Result<ModelArtifact, ModelError> {
+    let started = Instant::now();
+    if calibration.iter().all(|c| c.rows.is_empty()) {
+        return Err(ModelError::Training("the calibration cuts have no rows".into()));
+    }
+    let rows: Vec<(&FeatureVector, bool)> = train
+        .iter()
+        .flat_map(|c| c.rows.iter().map(|r| (&r.features, r.reused)))
+        .chain(extra.features.iter().zip(extra.reused.iter().copied()))
+        .collect();
+    let positives = rows.iter().filter(|r| r.1).count();
+    let negatives = rows.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return Err(ModelError::Training(format!(
+            "the training cuts need both reused and unused objects ({positives} reused, {negatives} unused)"
+        )));
+    }
+    // Class balance: undersample the majority class, then cap the total.
+    let (minority, majority) = (positives.min(negatives) as f64, positives.max(negatives) as f64);
+    let keep_majority = (config.balance_ratio * minority / majority).min(1.0);
+    let positive_is_majority = positives > negatives;
+    let balanced: Vec<(&FeatureVector, bool)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.1 != positive_is_majority || keep_row(*i, keep_majority))
+        .map(|(_, r)| *r)
+        .collect();
+    let keep_total = (config.max_train_rows as f64 / balanced.len() as f64).min(1.0);
+    let fit_rows: Vec<(&FeatureVector, bool)> = balanced
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep_row(i.wrapping_add(1 << 40), keep_total))
+        .map(|(_, r)| r)
+        .collect();
+
+    let n = fit_rows.len();
+    let mut x = Array2::<f64>::zeros((n, FEATURE_COUNT));
+    for (i, (f, _)) in fit_rows.iter().enumerate() {
+        x.row_mut(i).assign(&ndarray::ArrayView1::from(&f.values()[..]));
+    }
+    let y: Array1<bool> = fit_rows.iter().map(|r| r.1).collect();
+    let mean = x
+        .mean_axis(ndarray::Axis(0))
+        .unwrap_or_else(|| Array1::zeros(FEATURE_COUNT));
+    let mut scale = x.std_axis(ndarray::Axis(0), 0.0);
+    scale.mapv_inplace(|s| if s > 1e-9 { s } else { 1.0 });
+    x -= &mean;
+    x /= &scale;
+
+    let dataset = Dataset::new(x, y);
+    let fitted = LogisticRegression::default()
+        .alpha(config.l2)
+        .max_iterations(config.max_iterations)
+        .fit(&dataset)
+        .map_err(|e| ModelError::Training(format!("logistic regression did not fit: {e}")))?;
+    // linfa models the probability of its "positive" label, which is the larger class: make it P(reuse).
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    let weights: Vec<f64> = fitted.params().iter().map(|w| w * sign).collect();
+    let intercept = fitted.intercept() * sign;
+
+    let schema = FeatureSchema::current();
+    let mut artifact = ModelArtifact {
+        format: ARTIFACT_FORMAT.to_string(),
+        name: config.name.clone(),
+        version: String::new(),
+        created_at,
+        horizon_secs,
+        feature_schema: schema,
+        scorer: ScorerParams::Logistic {
+            mean: mean.to_vec(),
+            scale: scale.to_vec(),
+            weights,
+            intercept,
+        },
+        calibration: Platt::IDENTITY,
+        thresholds: Thresholds::NEVER_LET_GO,
+        targets: config.targets,
+        training: TrainingSummary::default(),
+        metrics: BTreeMap::new(),
+    };
+
+    // Calibrate on the held-out cuts.
+    let uncalibrated = Model::from_artifact(artifact.clone())?;
+    let logits: Vec<Vec<f64>> = calibration
+        .iter()
+        .map(|c| c.rows.iter().map(|r| uncalibrated.raw_logit(&r.features)).collect())
+        .collect();
+    let flat_logits: Vec<f64> = logits.iter().flatten().copied().collect();
+    let flat_reused: Vec<bool> = calibration
+        .iter()
+        .flat_map(|c| c.rows.iter().map(|r| r.reused))
+        .collect();
+    artifact.calibration = Platt::fit(&flat_logits, &flat_reused);
+
+    // Thresholds on calibrated probabilities, every calibration cut a group.
+    let groups: Vec<Vec<Scored>> = calibration
+        .iter()
+        .zip(&logits)
+        .map(|(c, l)| {
+            c.rows
+                .iter()
+                .zip(l)
+                .map(|(r, &z)| Scored {
+                    score: crate::calibration::sigmoid(artifact.calibration.logit(z)),
+                    reused: r.reused,
+                })
+                .collect()
+        })
+        .collect();
+    let pick = |target: f64| select_threshold(&groups, target).map(|s| s.threshold);
+    let delete_max = pick(config.targets.delete).unwrap_or(-1.0);
+    let archive_max = pick(config.targets.archive).unwrap_or(-1.0).max(delete_max);
+    let retain_min = pick(config.targets.review)
+        .unwrap_or(0.0)
+        .max(archive_max)
+        .clamp(0.0, 1.0);
+    artifact.thresholds = Thresholds {
+        delete_max,
+        archive_max,
+        retain_min,
+    };
+
+    // Metrics on the calibration cuts.
+    let probabilities: Vec<f64> = groups.iter().flatten().map(|s| s.score).collect();
+    let mut m = BTreeMap::new();
+    if let Some(auc) = metrics::roc_auc(&probabilities, &flat_reused) {
+        m.insert("calibration_auc".to_string(), auc);
+    }
+    m.insert(
+        "calibration_brier".to_string(),
+        metrics::brier(&probabilities, &flat_reused),
+    );
+    m.insert(
+        "calibration_log_loss".to_string(),
+        metrics::log_loss(&probabilities, &flat_reused),
+    );
+    let base_rate = flat_reused.iter().filter(|&&r| r).count() as f64 / flat_reused.len().max(1) as f64;
+    m.insert("calibration_reuse_rate".to_string(), base_rate);
+    for (class, threshold) in [("delete", delete_max), ("archive", archive_max)] {
+        let flagged: Vec<bool> = groups
+            .iter()
+            .flatten()
+            .filter(|s| s.score <= threshold)
+            .map(|s| s.reused)
+            .collect();
+        let k = flagged.iter().filter(|&&r| r).count() as u64;
+        let n = flagged.len() as u64;
+        m.insert(
+            format!("calibration_{class}_flagged_share"),
+            n as f64 / probabilities.len().max(1) as f64,
+        );
+        m.insert(
+            format!("calibration_{class}_false_rate"),
+            if n == 0 { 0.0 } else { k as f64 / n as f64 },
+        );
+        m.insert(
+            format!("calibration_{class}_false_upper_95"),
+            crate::stats::upper_95(k, n),
+        );
+    }
+    artifact.metrics = m;
+    artifact.training = TrainingSummary {
+        source: source.to_string(),
+        train_rows: rows.len() as u64,
+        train_positives: positives as u64,
+        calibration_rows: flat_reused.len() as u64,
+        calibration_positives: flat_reused.iter().filter(|&&r| r).count() as u64,
+        train_cuts: train.iter().map(|c| c.at).collect(),
+        calibration_cuts: calibration.iter().map(|c| c.at).collect(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    artifact.version = artifact.compute_version();
+    // The result must load like any artifact would.
+    Model::from_artifact(artifact.clone())?;
+    Ok(artifact)
+}

@@ -1,0 +1,372 @@
+//! End-to-end tests of the gRPC service: a real server on 127.0.0.1:0, a real tonic client, the bundled model.
+
+use std::sync::Arc;
+
+use reprieve_core::{ObjectRecord, PolicyConfig, ScopeState, StorageClass};
+use reprieve_e2e::{TestServer, default_model};
+use reprieve_model::Engine;
+use reprieve_proto::convert::{record_to_pb, verdict_to_pb};
+use reprieve_proto::v1::models_client::ModelsClient;
+use reprieve_proto::v1::reuse_scorer_client::ReuseScorerClient;
+use reprieve_proto::v1::{
+    self, GetModelRequest, ListModelsRequest, ReloadModelRequest, ScoreRequest, ScoreStreamRequest,
+};
+use reprieve_server::ServerConfig;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const DAY: i64 = 86_400;
+const AT: i64 = 1_780_000_000;
+
+/// A varied set of records: hot, idle, periodic, held, ownerless.
+fn sample_records() -> Vec<ObjectRecord> {
+    let mut out = Vec::new();
+    for i in 0..40i64 {
+        let mut r = ObjectRecord::with_key(format!("cdn/{}/img-{i}_300x200.png", ["a", "b", "tmp"][i as usize % 3]));
+        r.tenant = format!("t{}", i % 2);
+        r.size = Some(1_000 + 37 * i as u64);
+        r.created = Some(AT - (40 + 5 * i) * DAY);
+        r.owner = (i % 7 != 0).then(|| "team".to_string());
+        r.storage_class = StorageClass::Standard;
+        r.legal_hold = i == 3;
+        r.history.complete_since = Some(AT - 120 * DAY);
+        r.history.accesses = match i % 4 {
+            0 => vec![],
+            1 => (0..i).map(|k| AT - (i - k) * DAY).collect(),
+            2 => (1..=3).rev().map(|m| AT - m * 30 * DAY).collect(),
+            _ => vec![AT - 100 * DAY],
+        };
+        out.push(r);
+    }
+    out
+}
+
+#[tokio::test]
+async fn score_returns_the_engine_verdict_for_every_object() {
+    let model = default_model();
+    let engine = Engine::new(Arc::new(model.clone()), PolicyConfig::default());
+    let server = TestServer::start(ServerConfig::default(), Some(model)).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let records = sample_records();
+    let response = client
+        .score(ScoreRequest {
+            objects: records.iter().map(record_to_pb).collect(),
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("score succeeds")
+        .into_inner();
+    assert_eq!(response.verdicts.len(), records.len());
+    assert_eq!(response.at_unix, AT);
+    for (record, verdict) in records.iter().zip(&response.verdicts) {
+        let expected = verdict_to_pb(&engine.score(record, AT, ScopeState::default()).verdict);
+        assert_eq!(verdict, &expected, "{}", record.key);
+    }
+    // The legal hold is retained whatever its score.
+    assert_eq!(response.verdicts[3].verdict_class, v1::VerdictClass::Retain as i32);
+    assert!(
+        response.verdicts[3]
+            .reasons
+            .contains(&(v1::ReasonCode::LegalHold as i32))
+    );
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn score_stream_answers_each_chunk_in_order() {
+    let server = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let records = sample_records();
+    let unary = client
+        .score(ScoreRequest {
+            objects: records.iter().map(record_to_pb).collect(),
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("unary")
+        .into_inner();
+    let chunks: Vec<ScoreStreamRequest> = records
+        .chunks(7)
+        .enumerate()
+        .map(|(i, c)| ScoreStreamRequest {
+            objects: c.iter().map(record_to_pb).collect(),
+            // Only the first chunk says the time; the rest inherit it.
+            at_unix: (i == 0).then_some(AT),
+        })
+        .collect();
+    let n_chunks = chunks.len();
+    let mut stream = client
+        .score_stream(tokio_stream::iter(chunks))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let mut streamed = Vec::new();
+    let mut responses = 0;
+    while let Some(response) = stream.message().await.expect("stream message") {
+        assert_eq!(response.at_unix, AT);
+        streamed.extend(response.verdicts);
+        responses += 1;
+    }
+    assert_eq!(responses, n_chunks);
+    assert_eq!(streamed, unary.verdicts);
+    server.stop().await.expect("clean shutdown");
+}
+
+fn good() -> v1::ObjectRecord {
+    record_to_pb(&sample_records()[1])
+}
+
+#[tokio::test]
+async fn malformed_requests_get_precise_statuses() {
+    let config = ServerConfig {
+        max_objects_per_request: 5,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let at = Some(AT);
+    let with = |f: &dyn Fn(&mut v1::ObjectRecord)| {
+        let mut r = good();
+        f(&mut r);
+        ScoreRequest {
+            objects: vec![good(), r],
+            at_unix: at,
+        }
+    };
+    let history = |r: &mut v1::ObjectRecord| r.history.get_or_insert_with(Default::default).access_unix.clone();
+    let corpus: Vec<(&str, ScoreRequest, Code, &str)> = vec![
+        (
+            "missing key",
+            with(&|r| r.key.clear()),
+            Code::InvalidArgument,
+            "objects[1].key",
+        ),
+        (
+            "negative size",
+            with(&|r| r.size_bytes = Some(-5)),
+            Code::InvalidArgument,
+            "objects[1].size_bytes",
+        ),
+        (
+            "created in the future",
+            with(&|r| r.created_unix = Some(AT + 10 * DAY)),
+            Code::InvalidArgument,
+            "objects[1].created_unix",
+        ),
+        (
+            "read in the future",
+            with(&|r| {
+                let mut h = history(r);
+                h.push(AT + DAY);
+                r.history.as_mut().expect("history").access_unix = h;
+            }),
+            Code::InvalidArgument,
+            "objects[1].history.access_unix",
+        ),
+        (
+            "unsorted history",
+            with(&|r| r.history.as_mut().expect("history").access_unix = vec![AT - DAY, AT - 2 * DAY]),
+            Code::InvalidArgument,
+            "objects[1].history.access_unix",
+        ),
+        (
+            "absurdly long history",
+            with(&|r| r.history.as_mut().expect("history").access_unix = vec![AT - DAY; 100_001]),
+            Code::InvalidArgument,
+            "objects[1].history.access_unix",
+        ),
+        (
+            "unknown storage class",
+            with(&|r| r.storage_class = 42),
+            Code::InvalidArgument,
+            "objects[1].storage_class",
+        ),
+        (
+            "milliseconds instead of seconds",
+            with(&|r| r.modified_unix = Some(AT * 1000)),
+            Code::InvalidArgument,
+            "objects[1].modified_unix",
+        ),
+        (
+            "summary first after last",
+            with(&|r| {
+                r.history.as_mut().expect("history").summary = Some(v1::AccessSummary {
+                    count: 2,
+                    first_unix: Some(AT - DAY),
+                    last_unix: Some(AT - 2 * DAY),
+                })
+            }),
+            Code::InvalidArgument,
+            "objects[1].history.summary",
+        ),
+        (
+            "too many objects",
+            ScoreRequest {
+                objects: vec![good(); 6],
+                at_unix: at,
+            },
+            Code::ResourceExhausted,
+            "more than the limit of 5",
+        ),
+        (
+            "implausible scoring time",
+            ScoreRequest {
+                objects: vec![good()],
+                at_unix: Some(-1),
+            },
+            Code::InvalidArgument,
+            "at_unix",
+        ),
+    ];
+    for (name, request, code, needle) in corpus {
+        let status = client.score(request).await.expect_err(name);
+        assert_eq!(status.code(), code, "{name}: {status:?}");
+        assert!(
+            status.message().contains(needle),
+            "{name}: {:?} should name {needle:?}",
+            status.message()
+        );
+    }
+    // The server is still healthy after all that.
+    client
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: at,
+        })
+        .await
+        .expect("a good request still succeeds");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn health_follows_the_model() {
+    let without = TestServer::start(ServerConfig::default(), None).await;
+    let mut health = HealthClient::new(without.channel().await);
+    let status = health
+        .check(HealthCheckRequest {
+            service: "reprieve.v1.ReuseScorer".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    let mut scorer = ReuseScorerClient::new(without.channel().await);
+    let err = scorer
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect_err("no model");
+    assert_eq!(err.code(), Code::Unavailable);
+    without.stop().await.expect("clean shutdown");
+
+    let with = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    let mut health = HealthClient::new(with.channel().await);
+    for service in ["", "reprieve.v1.ReuseScorer"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    with.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn reload_refuses_bad_artifacts_and_keeps_serving() {
+    let model = default_model();
+    let version = model.version().to_string();
+    let server = TestServer::start(ServerConfig::default(), Some(model.clone())).await;
+    let mut models = ModelsClient::new(server.channel().await);
+    let listed = models
+        .list_models(ListModelsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .models;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].version, version);
+    assert!(listed[0].active);
+    assert_eq!(listed[0].feature_names.len(), reprieve_core::FEATURE_COUNT);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corrupt = dir.path().join("corrupt.json");
+    std::fs::write(&corrupt, "{ not json").expect("write");
+    let err = models
+        .reload_model(ReloadModelRequest {
+            path: corrupt.display().to_string(),
+        })
+        .await
+        .expect_err("corrupt artifact refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    let mut mismatched = model.artifact().clone();
+    mismatched.feature_schema.hash = "0000000000000000".into();
+    let mismatched_path = dir.path().join("mismatched.json");
+    mismatched.save(&mismatched_path).expect("save");
+    let err = models
+        .reload_model(ReloadModelRequest {
+            path: mismatched_path.display().to_string(),
+        })
+        .await
+        .expect_err("schema mismatch refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("feature schema"), "{}", err.message());
+
+    let missing = models
+        .reload_model(ReloadModelRequest {
+            path: dir.path().join("absent.json").display().to_string(),
+        })
+        .await
+        .expect_err("missing file refused");
+    assert_eq!(missing.code(), Code::FailedPrecondition);
+
+    // Still serving the original model.
+    let current = models
+        .get_model(GetModelRequest { version: String::new() })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(current.version, version);
+
+    // A valid artifact with other thresholds swaps in.
+    let mut stricter = model.artifact().clone();
+    stricter.name = "stricter".into();
+    stricter.thresholds.delete_max = -1.0;
+    stricter.version = stricter.compute_version();
+    let good_path = dir.path().join("stricter.json");
+    stricter.save(&good_path).expect("save");
+    let info = models
+        .reload_model(ReloadModelRequest {
+            path: good_path.display().to_string(),
+        })
+        .await
+        .expect("valid artifact loads")
+        .into_inner();
+    assert_eq!(info.version, stricter.version);
+    let err = models
+        .get_model(GetModelRequest {
+            version: version.clone(),
+        })
+        .await
+        .expect_err("old version gone");
+    assert_eq!(err.code(), Code::NotFound);
+    let mut scorer = ReuseScorerClient::new(server.channel().await);
+    let scored = scorer
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("score");
+    assert_eq!(scored.into_inner().model_version, stricter.version);
+    server.stop().await.expect("clean shutdown");
+}
