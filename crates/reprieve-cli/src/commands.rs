@@ -293,7 +293,6 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             targets: Targets {
                 delete: args.target_delete,
                 archive: args.target_archive,
-                ..Targets::default()
             },
             ..TrainConfig::default()
         },

@@ -137,7 +137,7 @@ impl Thresholds {
     /// negative `delete_max` or `archive_max` means the class is never given).
     pub fn validate(&self) -> Result<(), ValidationError> {
         let ok = |x: f64| x.is_finite() && x <= 1.0;
-        if !ok(self.delete_max) || !ok(self.archive_max) || !(ok(self.retain_min) && self.retain_min >= 0.0) {
+        if !(ok(self.delete_max) && ok(self.archive_max) && ok(self.retain_min) && self.retain_min >= 0.0) {
             return Err(ValidationError::new(
                 "thresholds",
                 "delete_max and archive_max must be at most 1 (negative: never), retain_min in [0, 1]",

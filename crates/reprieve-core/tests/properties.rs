@@ -141,7 +141,7 @@ fn thresholds() -> impl Strategy<Value = Thresholds> {
 }
 
 fn past_time() -> impl Strategy<Value = i64> {
-    prop_oneof![4 => (AT - 3 * 365 * DAY..AT), 1 => time_near_at()]
+    prop_oneof![4 => AT - 3 * 365 * DAY..AT, 1 => time_near_at()]
 }
 
 prop_compose! {

@@ -66,7 +66,13 @@ pub fn train_on_trace(
 ) -> Result<(ModelArtifact, Vec<Cut>), EvalError> {
     let times = plan.cut_times(trace)?;
     let k = plan.calibration_cuts.clamp(1, times.len() - 1);
+    let started = std::time::Instant::now();
     let cuts: Vec<Cut> = times.iter().map(|&t| build_cut(trace, t, plan.horizon_secs)).collect();
+    tracing::info!(
+        cuts = cuts.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "cuts built"
+    );
     let (train_cuts, calibration) = cuts.split_at(cuts.len() - k);
     let artifact = train(
         train_cuts,

@@ -33,9 +33,10 @@ pub enum ScorerParams {
 /// False-delete targets the thresholds were selected for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Targets {
+    /// Target of DELETE_CANDIDATE.
     pub delete: f64,
+    /// Target of ARCHIVE.
     pub archive: f64,
-    pub review: f64,
 }
 
 impl Default for Targets {
@@ -43,7 +44,6 @@ impl Default for Targets {
         Self {
             delete: 0.01,
             archive: 0.05,
-            review: 0.25,
         }
     }
 }
@@ -222,12 +222,10 @@ impl Model {
 
     /// Uncalibrated log-odds of reuse.
     pub fn raw_logit(&self, features: &FeatureVector) -> f64 {
-        let x = features.values();
-        let mut z = self.folded_intercept;
-        for i in 0..FEATURE_COUNT {
-            z += self.folded_weights[i] * x[i];
-        }
-        z
+        self.folded_weights
+            .iter()
+            .zip(features.values())
+            .fold(self.folded_intercept, |z, (w, x)| z + w * x)
     }
 
     /// Calibrated P(reuse within the horizon).

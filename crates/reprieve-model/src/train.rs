@@ -33,6 +33,9 @@ pub struct TrainConfig {
     /// L2 penalty of the logistic regression.
     pub l2: f64,
     pub max_iterations: u64,
+    /// Calibrated P(reuse) at or above which an object is retained; between the archive threshold and this it
+    /// goes to REVIEW (an owner is asked).
+    pub retain_min: f64,
 }
 
 impl Default for TrainConfig {
@@ -43,7 +46,8 @@ impl Default for TrainConfig {
             balance_ratio: 3.0,
             max_train_rows: 2_000_000,
             l2: 1.0,
-            max_iterations: 150,
+            max_iterations: 40,
+            retain_min: 0.5,
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn train(
     x -= &mean;
     x /= &scale;
 
+    let fit_started = Instant::now();
     let dataset = Dataset::new(x, y);
     let fitted = LogisticRegression::default()
         .alpha(config.l2)
@@ -136,6 +141,7 @@ pub fn train(
     let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
     let weights: Vec<f64> = fitted.params().iter().map(|w| w * sign).collect();
     let intercept = fitted.intercept() * sign;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
 
     let schema = FeatureSchema::current();
     let mut artifact = ModelArtifact {
@@ -189,10 +195,7 @@ pub fn train(
     let pick = |target: f64| select_threshold(&groups, target).map(|s| s.threshold);
     let delete_max = pick(config.targets.delete).unwrap_or(-1.0);
     let archive_max = pick(config.targets.archive).unwrap_or(-1.0).max(delete_max);
-    let retain_min = pick(config.targets.review)
-        .unwrap_or(0.0)
-        .max(archive_max)
-        .clamp(0.0, 1.0);
+    let retain_min = config.retain_min.max(archive_max).clamp(0.0, 1.0);
     artifact.thresholds = Thresholds {
         delete_max,
         archive_max,
@@ -237,6 +240,7 @@ pub fn train(
             crate::stats::upper_95(k, n),
         );
     }
+    m.insert("fit_seconds".to_string(), fit_seconds);
     artifact.metrics = m;
     artifact.training = TrainingSummary {
         source: source.to_string(),
