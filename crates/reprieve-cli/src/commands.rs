@@ -31,8 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve scores and verdicts over gRPC (ReuseScorer, Models, health, reflection).
     Serve(ServeArgs),
-    /// Score a whole inventory from files (not built yet).
-    Score(NotYetArgs),
+    /// Score a whole inventory from its files: inventory + access logs -> scores file and report.
+    Score(ScoreArgs),
     /// Train a model from request traces and write a versioned artifact.
     Train(TrainArgs),
     /// Replay a trace at rolling cuts and compare the model with recency rules (not built yet).
@@ -69,6 +69,52 @@ pub struct ServeArgs {
     /// Most objects per Score request or ScoreStream chunk [default: 10000].
     #[arg(long)]
     max_objects_per_request: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Inventory: generic CSV/Parquet (`key, size, created, ...`) or an S3 Inventory manifest.json.
+    #[arg(long)]
+    inventory: PathBuf,
+    /// Access logs (S3 access log, CloudFront, Apache/nginx, canonical events CSV/Parquet; gzip ok).
+    #[arg(long, num_args = 1..)]
+    logs: Vec<PathBuf>,
+    /// Format of the log files.
+    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
+    format: LogFormat,
+    /// Scoring time (Unix seconds or RFC 3339); reads at or after it are ignored.
+    #[arg(long, value_parser = parse_time)]
+    at: i64,
+    /// Scores file: .parquet or .csv.
+    #[arg(long)]
+    out: PathBuf,
+    /// Markdown report (a .json with the same numbers is written beside it).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Score only shard i of N (by key hash), e.g. 0/8; the shards' outputs concatenate to the whole.
+    #[arg(long, value_parser = reprieve_batch::parse_shard)]
+    shard: Option<(u32, u32)>,
+    /// Model artifact [default: the bundled model].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// When the logs start being complete (Unix seconds or RFC 3339) [default: the earliest read in them].
+    #[arg(long, value_parser = parse_time)]
+    history_since: Option<i64>,
+    /// Storage prices (TOML, USD per GB-month per storage class) for the cost figures [default: S3 list prices].
+    #[arg(long)]
+    prices: Option<PathBuf>,
+    /// Objects younger than this are retained.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    min_age: i64,
+    /// Less history coverage than this caps a verdict at REVIEW.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    min_history: i64,
+    /// Let objects without a known owner be archived or deleted (by default they are at most REVIEW).
+    #[arg(long)]
+    allow_unknown_owner: bool,
+    /// Fail on the first malformed log line or inventory row instead of counting it.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -147,9 +193,12 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a terminal: piped logs stay plain text for whoever parses them.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -162,7 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Train(args) => train(args),
         Command::Synth(args) => synth(args),
-        Command::Score(_) => Err(NotBuiltYet("score").into()),
+        Command::Score(args) => score(args),
         Command::Evaluate(_) => Err(NotBuiltYet("evaluate").into()),
         Command::Feedback(_) => Err(NotBuiltYet("feedback").into()),
     }
@@ -190,10 +239,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let state = Arc::new(AppState::new(config));
         state.install(model, source);
         let listener = reprieve_server::bind(&state.config).await?;
-        reprieve_server::serve(listener, state, shutdown_signal()).await?;
+        // On SIGTERM/Ctrl-C the server stops accepting and finishes in-flight calls, for at most the grace period.
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(());
+        };
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = reprieve_server::serve(listener, state, signal) => result?,
+            () = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight calls did not finish in time; exiting"),
+        }
         Ok(())
     })
 }
+
+/// How long a shutdown waits for in-flight calls and open streams.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
@@ -320,6 +388,61 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         seconds = started.elapsed().as_secs_f64(),
         out = %out.display(),
         "model written"
+    );
+    Ok(())
+}
+
+fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    if args.logs.is_empty() {
+        bail!("--logs: give at least one access log (an inventory alone has no history to judge by)");
+    }
+    let (model, source) = load_model(args.model.as_deref()).context("cannot load the model")?;
+    tracing::info!(version = model.version(), %source, "model loaded");
+    let policy = reprieve_core::PolicyConfig {
+        min_age_secs: args.min_age,
+        min_history_secs: args.min_history,
+        require_owner: !args.allow_unknown_owner,
+    };
+    let engine = reprieve_model::Engine::new(Arc::new(model), policy);
+    let mut job = reprieve_batch::ScoreJob::new(args.inventory, args.logs, args.at, args.out);
+    job.report = args.report;
+    job.shard = args.shard;
+    job.history_complete_since = args.history_since;
+    job.read_options = ReadOptions {
+        format: args.format,
+        strict: args.strict,
+        ..ReadOptions::default()
+    };
+    job.inventory_options = InventoryOptions {
+        strict: args.strict,
+        ..InventoryOptions::default()
+    };
+    if let Some(path) = &args.prices {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("--prices: cannot read {}", path.display()))?;
+        job.prices = reprieve_batch::PriceTable::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("--prices: {}: {e}", path.display()))?;
+    }
+    job.progress = true;
+    let started = std::time::Instant::now();
+    let summary = reprieve_batch::run_score(&job, &engine)?;
+    log_reports(std::slice::from_ref(&summary.inventory_report));
+    log_reports(&summary.log_reports);
+    for class in &summary.by_class {
+        tracing::info!(
+            class = class.class.as_str(),
+            objects = class.objects,
+            bytes = class.bytes,
+            "verdicts"
+        );
+    }
+    tracing::info!(
+        objects = summary.objects_scored,
+        reads = summary.reads_counted,
+        unknown_key_reads = summary.unknown_reads.reads,
+        seconds = started.elapsed().as_secs_f64(),
+        out = %job.out.display(),
+        "inventory scored"
     );
     Ok(())
 }

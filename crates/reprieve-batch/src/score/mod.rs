@@ -1,0 +1,269 @@
+//! Batch scoring of a whole inventory from files (`reprieve score`).
+//!
+//! 1. The inventory is streamed into a compact table: (tenant, key) -> object index, with per-object
+//!    [`HistoryStats`](reprieve_core::HistoryStats). Records are kept (without history) only for the objects of
+//!    the run's shard.
+//! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
+//!    so memory is bounded by the inventory's object count, not the log volume. An event without a tenant (Apache
+//!    and nginx logs name no bucket) matches its key in the default tenant (`""`) if the inventory has it there,
+//!    else in the one inventory tenant that holds that key; when several tenants hold it the read is counted as
+//!    ambiguous and attributed to none. Reads for keys not in the inventory are counted (totals, distinct keys
+//!    up to [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
+//! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
+//!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
+//! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
+//!    the server) and written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]).
+//! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
+//!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
+//!    malformed-line counts and the reads for keys not in the inventory.
+
+mod aggregate;
+mod error;
+mod output;
+mod prices;
+mod progress;
+mod report;
+
+use std::path::{Path, PathBuf};
+
+use reprieve_core::{ScopeState, Verdict};
+use reprieve_model::Engine;
+
+pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
+pub use self::error::BatchError;
+pub use self::output::{SCORE_COLUMNS, ScoresFormat};
+use self::output::{ScoreRow, ScoresWriter};
+pub use self::prices::{BYTES_PER_GB, PriceTable};
+use self::progress::Progress;
+use self::report::Tally;
+pub use self::report::{
+    ClassTotals, HELD_BACK_REASONS, HeldBack, Outputs, OwnerReclaim, PrefixReclaim, ScoreSummary, StorageClassCost,
+    TOP_RECLAIMABLE, UnusedMetrics, render_markdown,
+};
+use crate::formats::ReadOptions;
+use crate::inventory::InventoryOptions;
+
+/// One scoring run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreJob {
+    /// Generic CSV/Parquet inventory, or an S3 Inventory `manifest.json`.
+    pub inventory: PathBuf,
+    /// Access logs, in any supported format.
+    pub logs: Vec<PathBuf>,
+    /// Scoring time (Unix seconds); reads at or after it are ignored.
+    pub at: i64,
+    /// Scores file: `.parquet` -> Parquet, `.csv` -> CSV; any other extension is an error naming `--out`.
+    pub out: PathBuf,
+    /// Markdown report; a JSON report with the same numbers is written beside it (same stem, `.json`).
+    pub report: Option<PathBuf>,
+    /// `(i, N)`: score only the objects with `shard_of(tenant, key, N) == i`.
+    pub shard: Option<(u32, u32)>,
+    pub read_options: ReadOptions,
+    pub inventory_options: InventoryOptions,
+    /// When the logs start being complete; `None`: the earliest read (before `at`) seen in the logs.
+    pub history_complete_since: Option<i64>,
+    /// Storage prices for M3.
+    pub prices: PriceTable,
+    /// Show progress on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl ScoreJob {
+    /// A job with default options: no report, no shard, default readers and prices, no progress.
+    pub fn new(inventory: impl Into<PathBuf>, logs: Vec<PathBuf>, at: i64, out: impl Into<PathBuf>) -> Self {
+        Self {
+            inventory: inventory.into(),
+            logs,
+            at,
+            out: out.into(),
+            report: None,
+            shard: None,
+            read_options: ReadOptions::default(),
+            inventory_options: InventoryOptions::default(),
+            history_complete_since: None,
+            prices: PriceTable::default(),
+            progress: false,
+        }
+    }
+}
+
+/// Parses a `--shard` value `i/N` with `0 <= i < N`.
+pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not of the form i/N (e.g. 0/4)"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: shard index {i:?} is not a non-negative integer"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: shard count {n:?} is not a positive integer"))?;
+    if n == 0 {
+        return Err(format!("{text:?}: the shard count must be at least 1"));
+    }
+    if i >= n {
+        return Err(format!(
+            "{text:?}: the shard index must be less than the shard count {n}"
+        ));
+    }
+    Ok((i, n))
+}
+
+/// The JSON report's path beside the Markdown report: same stem, `.json`.
+pub fn json_report_path(report: &Path) -> PathBuf {
+    report.with_extension("json")
+}
+
+fn check(job: &ScoreJob) -> Result<ScoresFormat, BatchError> {
+    let format = ScoresFormat::from_path(&job.out)?;
+    if let Some((i, n)) = job.shard
+        && (n == 0 || i >= n)
+    {
+        return Err(BatchError::usage("--shard", format!("{i}/{n}: need 0 <= i < N")));
+    }
+    if let Some(report) = &job.report
+        && json_report_path(report) == *report
+    {
+        return Err(BatchError::usage(
+            "--report",
+            format!(
+                "{}: the Markdown report must not end in .json (the JSON report is written beside it)",
+                report.display()
+            ),
+        ));
+    }
+    Ok(format)
+}
+
+/// Objects scored per parallel step (verdicts are then tallied and written in order).
+const SCORE_CHUNK: usize = 16_384;
+
+/// Most scoring threads.
+const MAX_THREADS: usize = 8;
+
+/// Scores `objects` on up to `threads` threads; the verdicts come back in the objects' order.
+fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> Vec<Verdict> {
+    let score = |o: &PreparedObject| {
+        engine
+            .score_with_stats(&o.record, &o.stats, ScopeState::default())
+            .verdict
+    };
+    if threads <= 1 || objects.len() < 1_024 {
+        return objects.iter().map(score).collect();
+    }
+    let per = objects.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = objects
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(score).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Scores every inventory object of the job's shard, writes the scores file and, if asked, the reports.
+pub fn run_score(job: &ScoreJob, engine: &Engine) -> Result<ScoreSummary, BatchError> {
+    let format = check(job)?;
+    let mut progress = Progress::new(job.progress);
+    let prepared = aggregate::prepare_with_progress(job, &mut progress)?;
+
+    let mut writer = ScoresWriter::create(&job.out, format)?;
+    let mut tally = Tally::new(prepared.history_complete_since);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let mut scored_objects = 0u64;
+    for chunk in prepared.objects.chunks(SCORE_CHUNK) {
+        for (object, verdict) in chunk.iter().zip(score_chunk(engine, chunk, threads)) {
+            tally.add(&object.record, &object.stats, &verdict);
+            writer.push(ScoreRow::new(&object.record, &object.stats, verdict))?;
+        }
+        scored_objects += chunk.len() as u64;
+        progress.tick_now("objects scored", scored_objects);
+    }
+    progress.done("objects scored", scored_objects);
+    let scores = writer.finish()?;
+
+    let t = tally.finish(job.at, &job.prices);
+    let mut summary = ScoreSummary {
+        at: job.at,
+        model_version: engine.model.version().to_owned(),
+        shard: job.shard,
+        history_complete_since: prepared.history_complete_since,
+        inventory_objects: prepared.inventory_objects,
+        duplicate_inventory_rows: prepared.duplicate_rows,
+        objects_scored: t.objects_scored,
+        bytes: t.bytes,
+        by_class: t.by_class,
+        reads_counted: t.reads_counted,
+        reads_at_or_after: prepared.reads_at_or_after,
+        reads_ambiguous_tenant: prepared.reads_ambiguous_tenant,
+        unknown_reads: prepared.unknown,
+        unused: t.unused,
+        top_prefixes: t.top_prefixes,
+        top_owners: t.top_owners,
+        held_back: t.held_back,
+        prices: job.prices,
+        inventory_report: prepared.inventory_report,
+        log_reports: prepared.log_reports,
+        outputs: Outputs {
+            scores,
+            report_md: None,
+            report_json: None,
+        },
+    };
+    if let Some(md_path) = &job.report {
+        let json_path = json_report_path(md_path);
+        summary.outputs.report_md = Some(md_path.clone());
+        summary.outputs.report_json = Some(json_path.clone());
+        let json = serde_json::to_string_pretty(&summary).map_err(|e| BatchError::Json {
+            path: json_path.clone(),
+            source: e,
+        })?;
+        std::fs::write(&json_path, json + "\n").map_err(|e| BatchError::io(&json_path, e))?;
+        std::fs::write(md_path, render_markdown(&summary)).map_err(|e| BatchError::io(md_path, e))?;
+    }
+    tracing::info!(
+        objects = summary.objects_scored,
+        bytes = summary.bytes,
+        reads = summary.reads_counted,
+        out = %summary.outputs.scores.display(),
+        "scored inventory"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse() {
+        assert_eq!(parse_shard("0/3"), Ok((0, 3)));
+        assert_eq!(parse_shard(" 2 / 3 "), Ok((2, 3)));
+        assert!(parse_shard("3/3").is_err());
+        assert!(parse_shard("0/0").is_err());
+        assert!(parse_shard("-1/3").is_err());
+        assert!(parse_shard("1").is_err());
+    }
+
+    #[test]
+    fn out_extension_names_the_flag() {
+        let e = ScoresFormat::from_path(Path::new("scores.txt")).expect_err("refused");
+        assert!(e.to_string().starts_with("--out: "), "{e}");
+        assert_eq!(
+            ScoresFormat::from_path(Path::new("a/S.PARQUET")).ok(),
+            Some(ScoresFormat::Parquet)
+        );
+        assert_eq!(
+            ScoresFormat::from_path(Path::new("s.csv")).ok(),
+            Some(ScoresFormat::Csv)
+        );
+    }
+}
