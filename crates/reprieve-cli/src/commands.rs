@@ -35,8 +35,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Train a model from request traces and write a versioned artifact.
     Train(TrainArgs),
-    /// Replay a trace at rolling cuts and compare the model with recency rules (not built yet).
-    Evaluate(NotYetArgs),
+    /// Replay a trace at rolling cuts and compare the model with recency rules at the same false-delete target.
+    Evaluate(EvaluateArgs),
     /// Generate a seeded synthetic inventory and access log in the canonical formats.
     Synth(SynthArgs),
     /// Audit trail, restores and realized precision (not built yet).
@@ -113,6 +113,43 @@ pub struct ScoreArgs {
     #[arg(long)]
     allow_unknown_owner: bool,
     /// Fail on the first malformed log line or inventory row instead of counting it.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Format of the event files.
+    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
+    format: LogFormat,
+    /// Inventory (adds never-read objects, sizes, and cohort labels for per-cohort figures).
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Reuse horizon H: an object flagged at cut T is a false delete if read in [T, T+H).
+    #[arg(long, default_value = "14d", value_parser = parse_duration)]
+    horizon: i64,
+    /// Spacing of the cuts.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    step: i64,
+    /// First cut (Unix seconds or RFC 3339) [default: one step after the log starts].
+    #[arg(long, value_parser = parse_time)]
+    from: Option<i64>,
+    /// Last cut [default: the last whose label window closes inside the log].
+    #[arg(long, value_parser = parse_time)]
+    to: Option<i64>,
+    /// False-delete target of delete candidates.
+    #[arg(long, default_value_t = 0.01)]
+    target_false_delete: f64,
+    /// How many of the latest closed cuts calibrate before each test cut.
+    #[arg(long, default_value_t = 3)]
+    calibration_cuts: usize,
+    /// Directory for report.json, report.md and the SVG plots.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Fail on the first malformed log line instead of counting it.
     #[arg(long)]
     strict: bool,
 }
@@ -212,7 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train(args),
         Command::Synth(args) => synth(args),
         Command::Score(args) => score(args),
-        Command::Evaluate(_) => Err(NotBuiltYet("evaluate").into()),
+        Command::Evaluate(args) => evaluate(args),
         Command::Feedback(_) => Err(NotBuiltYet("feedback").into()),
     }
 }
@@ -443,6 +480,61 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         seconds = started.elapsed().as_secs_f64(),
         out = %job.out.display(),
         "inventory scored"
+    );
+    Ok(())
+}
+
+fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    if !(args.target_false_delete > 0.0 && args.target_false_delete < 1.0) {
+        bail!(
+            "--target-false-delete must be a rate strictly between 0 and 1 (got {})",
+            args.target_false_delete
+        );
+    }
+    let options = ReadOptions {
+        format: args.format,
+        strict: args.strict,
+        ..ReadOptions::default()
+    };
+    let inventory_options = InventoryOptions {
+        strict: args.strict,
+        ..InventoryOptions::default()
+    };
+    let loaded = reprieve_eval::load_trace(&args.events, &options, args.inventory.as_ref(), &inventory_options)?;
+    log_reports(&loaded.reports);
+    let config = reprieve_eval::EvalConfig {
+        horizon_secs: args.horizon,
+        step_secs: args.step,
+        from: args.from,
+        to: args.to,
+        target: args.target_false_delete,
+        calibration_cuts: args.calibration_cuts,
+        train: TrainConfig::default(),
+    };
+    let started = std::time::Instant::now();
+    let report = reprieve_eval::evaluate(&loaded.trace, &config)?;
+    let files = reprieve_eval::write_report(&report, &args.out_dir)?;
+    for (scope, pooled) in [("all", &report.pooled), ("recent", &report.pooled_recent)] {
+        for (method, f) in pooled.iter() {
+            tracing::info!(
+                scope,
+                method = method.as_str(),
+                flagged = f.flagged,
+                false_delete_rate = f.false_delete_rate,
+                upper_95 = f.false_delete_upper_95,
+                unused_bytes_found = f.unused_bytes_found,
+                "pooled"
+            );
+        }
+    }
+    tracing::info!(
+        cuts = report.cuts.len(),
+        skipped = report.skipped_cuts.len(),
+        gap_closed = ?report.gap_closed,
+        gap_closed_recent = ?report.gap_closed_recent,
+        seconds = started.elapsed().as_secs_f64(),
+        out = %files.first().map(|p| p.display().to_string()).unwrap_or_default(),
+        "evaluation written"
     );
     Ok(())
 }

@@ -1,11 +1,18 @@
 //! Trace replay for training and evaluation: loads request traces (any log format the batch readers know, plus an
-//! optional inventory) into a [`reprieve_model::dataset::Trace`], lays out cut times, and trains a model on the
-//! cuts whose label windows have closed.
+//! optional inventory) into a [`reprieve_model::dataset::Trace`], lays out cut times, trains a model on the cuts
+//! whose label windows have closed, and evaluates it against recency rules by the protocol of DESIGN section 4.
+//!
+//! - [`trace`]: files -> trace; [`plan`]: training runs; [`evaluate`]: the protocol; [`report`]: JSON, Markdown
+//!   and SVG plots.
 
 pub mod error;
+pub mod evaluate;
 pub mod plan;
+pub mod report;
 pub mod trace;
 
 pub use error::EvalError;
+pub use evaluate::{EvalConfig, EvalReport, evaluate};
 pub use plan::{TrainPlan, train_on_trace};
+pub use report::write_report;
 pub use trace::{LoadedTrace, load_trace};

@@ -149,7 +149,10 @@ pub fn build_cut(trace: &Trace, at: UnixSeconds, horizon_secs: i64) -> Cut {
         .enumerate()
         .filter_map(|(i, snap)| {
             let (record, stats) = snap?;
-            let since = stats.last.or(record.created).unwrap_or(trace.log_start).min(at);
+            // Idle since the last read; never read in the log: since the log (or the object) started, which is
+            // all the log can vouch for.
+            let seen_from = record.created.map_or(trace.log_start, |c| c.max(trace.log_start));
+            let since = stats.last.unwrap_or(seen_from).min(at);
             Some(CutRow {
                 object: i as u32,
                 features: extract_with_stats(&record, &stats),
