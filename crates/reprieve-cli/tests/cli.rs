@@ -91,7 +91,11 @@ fn errors_are_one_line_with_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--horizon"), "{}", stderr(&out));
 
-    let out = run(&["evaluate"]);
+    let out = run(&["evaluate", "--out-dir", "/tmp/x"]);
+    assert_eq!(out.status.code(), Some(2), "missing --events is a usage error");
+    assert!(stderr(&out).contains("--events"), "{}", stderr(&out));
+
+    let out = run(&["feedback"]);
     assert_eq!(out.status.code(), Some(69));
     assert!(stderr(&out).contains("not built yet"));
 
