@@ -119,21 +119,8 @@ pub struct ScoreArgs {
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
-    #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
-    /// Format of the event files.
-    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
-    format: LogFormat,
-    /// Inventory (adds never-read objects, sizes, and cohort labels for per-cohort figures).
-    #[arg(long)]
-    inventory: Option<PathBuf>,
-    /// Reuse horizon H: an object flagged at cut T is a false delete if read in [T, T+H).
-    #[arg(long, default_value = "14d", value_parser = parse_duration)]
-    horizon: i64,
-    /// Spacing of the cuts.
-    #[arg(long, default_value = "7d", value_parser = parse_duration)]
-    step: i64,
+    #[command(flatten)]
+    trace: TraceArgs,
     /// First cut (Unix seconds or RFC 3339) [default: one step after the log starts].
     #[arg(long, value_parser = parse_time)]
     from: Option<i64>,
@@ -149,28 +136,12 @@ pub struct EvaluateArgs {
     /// Directory for report.json, report.md and the SVG plots.
     #[arg(long)]
     out_dir: PathBuf,
-    /// Fail on the first malformed log line instead of counting it.
-    #[arg(long)]
-    strict: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
-    #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
-    /// Format of the event files.
-    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
-    format: LogFormat,
-    /// Inventory (generic CSV/Parquet or S3 Inventory manifest.json); without one, objects are those the logs name.
-    #[arg(long)]
-    inventory: Option<PathBuf>,
-    /// Reuse horizon H: the label is "read again within H of the cut".
-    #[arg(long, default_value = "14d", value_parser = parse_duration)]
-    horizon: i64,
-    /// Spacing of the cuts.
-    #[arg(long, default_value = "7d", value_parser = parse_duration)]
-    step: i64,
+    #[command(flatten)]
+    trace: TraceArgs,
     /// Explicit cut times (Unix seconds or RFC 3339), comma-separated; default: every --step.
     #[arg(long, value_delimiter = ',', value_parser = parse_time)]
     cuts: Vec<i64>,
@@ -192,9 +163,56 @@ pub struct TrainArgs {
     /// Where to write the artifact (JSON).
     #[arg(long)]
     out: PathBuf,
-    /// Fail on the first malformed log line instead of counting it.
+}
+
+/// A request trace to cut: event files, an optional inventory, the horizon and the cut spacing.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Format of the event files.
+    #[arg(long, default_value = "auto", value_parser = parse_log_format)]
+    format: LogFormat,
+    /// Inventory (generic CSV/Parquet or S3 Inventory manifest.json): adds never-read objects, sizes, metadata and
+    /// cohort labels; without one, the objects are those the logs name.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Reuse horizon H: the label at a cut T is "read again in [T, T+H)".
+    #[arg(long, default_value = "14d", value_parser = parse_duration)]
+    horizon: i64,
+    /// Spacing of the cuts.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    step: i64,
+    /// Fail on the first malformed log line or inventory row instead of counting it.
     #[arg(long)]
     strict: bool,
+}
+
+impl TraceArgs {
+    /// Reads the files into a trace, logging how each read.
+    fn load(&self) -> anyhow::Result<reprieve_eval::LoadedTrace> {
+        let options = ReadOptions {
+            format: self.format,
+            strict: self.strict,
+            ..ReadOptions::default()
+        };
+        let inventory_options = InventoryOptions {
+            strict: self.strict,
+            ..InventoryOptions::default()
+        };
+        let loaded = reprieve_eval::load_trace(&self.events, &options, self.inventory.as_ref(), &inventory_options)?;
+        log_reports(&loaded.reports);
+        let trace = &loaded.trace;
+        tracing::info!(
+            objects = trace.objects.len(),
+            reads = trace.events.len(),
+            from = %format_rfc3339(trace.log_start),
+            to = %format_rfc3339(trace.log_end),
+            "trace loaded"
+        );
+        Ok(loaded)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -363,34 +381,18 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             bail!("{name} must be a rate strictly between 0 and 1 (got {t})");
         }
     }
-    let options = ReadOptions {
-        format: args.format,
-        strict: args.strict,
-        ..ReadOptions::default()
-    };
-    let inventory_options = InventoryOptions {
-        strict: args.strict,
-        ..InventoryOptions::default()
-    };
-    let loaded = reprieve_eval::load_trace(&args.events, &options, args.inventory.as_ref(), &inventory_options)?;
-    log_reports(&loaded.reports);
+    let loaded = args.trace.load()?;
     let trace = &loaded.trace;
-    tracing::info!(
-        objects = trace.objects.len(),
-        reads = trace.events.len(),
-        from = %format_rfc3339(trace.log_start),
-        to = %format_rfc3339(trace.log_end),
-        "trace loaded"
-    );
     let source = args
+        .trace
         .events
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
     let plan = reprieve_eval::TrainPlan {
-        horizon_secs: args.horizon,
-        step_secs: args.step,
+        horizon_secs: args.trace.horizon,
+        step_secs: args.trace.step,
         cuts: args.cuts,
         calibration_cuts: args.calibration_cuts,
         config: TrainConfig {
@@ -491,20 +493,10 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             args.target_false_delete
         );
     }
-    let options = ReadOptions {
-        format: args.format,
-        strict: args.strict,
-        ..ReadOptions::default()
-    };
-    let inventory_options = InventoryOptions {
-        strict: args.strict,
-        ..InventoryOptions::default()
-    };
-    let loaded = reprieve_eval::load_trace(&args.events, &options, args.inventory.as_ref(), &inventory_options)?;
-    log_reports(&loaded.reports);
+    let loaded = args.trace.load()?;
     let config = reprieve_eval::EvalConfig {
-        horizon_secs: args.horizon,
-        step_secs: args.step,
+        horizon_secs: args.trace.horizon,
+        step_secs: args.trace.step,
         from: args.from,
         to: args.to,
         target: args.target_false_delete,
