@@ -116,3 +116,20 @@ fn nasa_common_log() {
     let (_, auto) = read_events(&path, &ReadOptions::default()).unwrap();
     assert_eq!(auto.events, report.events);
 }
+
+#[test]
+fn ibm_cos_trace() {
+    let Some(path) = data("ibm-cos-sample/IBMObjectStoreSample") else {
+        return;
+    };
+    let (events, report) = read_events(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(report.format_detected, SourceFormat::IbmCos);
+    assert_eq!(report.lines, 2_000);
+    assert_eq!(report.malformed, 0, "{report:?}");
+    // GET 1,154 + HEAD 736 are reads; PUT 77 and COPY 33 are not.
+    assert_eq!(report.events, 1_154 + 736);
+    let keys: HashSet<&str> = events.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.len() <= 543);
+    // 40 minutes, in milliseconds from 1,219 s to 3,614 s after the trace start.
+    assert!(events.iter().all(|e| (1_219..=3_615).contains(&e.ts)));
+}

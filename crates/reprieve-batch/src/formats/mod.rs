@@ -16,6 +16,7 @@ pub mod canonical;
 pub mod clf;
 pub mod cloudfront;
 pub mod fields;
+pub mod ibm_cos;
 pub(crate) mod parquet;
 pub mod s3;
 
@@ -46,6 +47,8 @@ pub enum LogFormat {
     EventsCsv,
     /// Canonical events Parquet.
     EventsParquet,
+    /// IBM Cloud Object Storage trace (`ms operation object_id [size [range]]`).
+    IbmCos,
 }
 
 impl LogFormat {
@@ -59,6 +62,7 @@ impl LogFormat {
             "cloudfront" | "cloud-front" => Self::CloudFront,
             "csv" | "events-csv" => Self::EventsCsv,
             "parquet" | "events-parquet" => Self::EventsParquet,
+            "ibm-cos" | "ibm" | "ibmcos" => Self::IbmCos,
             _ => return None,
         })
     }
@@ -98,6 +102,7 @@ pub enum SourceFormat {
     CloudFront,
     EventsCsv,
     EventsParquet,
+    IbmCos,
     InventoryCsv,
     InventoryParquet,
     S3InventoryCsv,
@@ -113,6 +118,7 @@ impl From<LogFormat> for SourceFormat {
             LogFormat::CloudFront => Self::CloudFront,
             LogFormat::EventsCsv => Self::EventsCsv,
             LogFormat::EventsParquet => Self::EventsParquet,
+            LogFormat::IbmCos => Self::IbmCos,
         }
     }
 }
@@ -288,6 +294,10 @@ pub fn detect_format(path: &Path, options: &ReadOptions) -> Result<LogFormat, Re
         ),
         (LogFormat::Clf, parsed(&|l| clf::parse_line(l, "").is_ok())),
         (
+            LogFormat::IbmCos,
+            parsed(&|l| ibm_cos::parse_line(l, &options.s3_operations, "").is_ok()),
+        ),
+        (
             LogFormat::CloudFront,
             parsed(&|l| cloudfront::parse_line(l, &fields, "").is_ok()),
         ),
@@ -375,6 +385,16 @@ pub fn for_each_event(
                 }
             })?
         }
+        LogFormat::IbmCos => for_each_line(path, |n, line| {
+            if line.trim().is_empty() {
+                return deliver(&mut report, n, Ok(None));
+            }
+            deliver(
+                &mut report,
+                n,
+                ibm_cos::parse_line(line, &options.s3_operations, tenant),
+            )
+        })?,
         LogFormat::Auto => unreachable!("detected above"),
     }
     tracing::debug!(
