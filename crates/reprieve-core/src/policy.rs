@@ -4,7 +4,8 @@
 //!
 //! 1. Legal hold, unexpired retention, a live reference, or an object younger than the minimum age: `RETAIN`,
 //!    whatever the score.
-//! 2. Too little history (coverage shorter than the minimum, or unknown), or an unknown owner: at most `REVIEW`.
+//! 2. Too little history (coverage shorter than the minimum, or unknown), an unknown owner, or features outside
+//!    what the model was trained on (its score would be an extrapolation): at most `REVIEW`.
 //! 3. An open precision breaker for the object's scope: never `DELETE_CANDIDATE` (it becomes `REVIEW`).
 //! 4. Otherwise the probability decides: `<= delete` -> `DELETE_CANDIDATE`, `<= archive` -> `ARCHIVE`,
 //!    `< retain` -> `REVIEW`, else `RETAIN`.
@@ -63,6 +64,7 @@ pub enum ReasonCode {
     InsufficientHistory,
     UnknownOwner,
     PrecisionBreaker,
+    OutOfDomain,
     LikelyReused,
     Uncertain,
     UnlikelyReused,
@@ -70,7 +72,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 11] = [
+    pub const ALL: [ReasonCode; 12] = [
         Self::LegalHold,
         Self::RetentionActive,
         Self::LiveReference,
@@ -78,6 +80,7 @@ impl ReasonCode {
         Self::InsufficientHistory,
         Self::UnknownOwner,
         Self::PrecisionBreaker,
+        Self::OutOfDomain,
         Self::LikelyReused,
         Self::Uncertain,
         Self::UnlikelyReused,
@@ -93,6 +96,7 @@ impl ReasonCode {
             Self::InsufficientHistory => "INSUFFICIENT_HISTORY",
             Self::UnknownOwner => "UNKNOWN_OWNER",
             Self::PrecisionBreaker => "PRECISION_BREAKER",
+            Self::OutOfDomain => "OUT_OF_DOMAIN",
             Self::LikelyReused => "LIKELY_REUSED",
             Self::Uncertain => "UNCERTAIN",
             Self::UnlikelyReused => "UNLIKELY_REUSED",
@@ -117,6 +121,7 @@ impl ReasonCode {
                 | Self::InsufficientHistory
                 | Self::UnknownOwner
                 | Self::PrecisionBreaker
+                | Self::OutOfDomain
         )
     }
 }
@@ -187,6 +192,8 @@ impl Default for PolicyConfig {
 pub struct ScopeState {
     /// The precision breaker is open for the model/tenant/prefix this object falls in.
     pub breaker_open: bool,
+    /// The object's features lie outside what the model was trained on: its score is an extrapolation.
+    pub out_of_domain: bool,
 }
 
 /// The class and reasons for one object.
@@ -237,6 +244,10 @@ pub fn decide(
     }
     if config.require_owner && record.owner.as_deref().is_none_or(|o| o.trim().is_empty()) {
         reasons.push(ReasonCode::UnknownOwner);
+        ceiling = VerdictClass::Review;
+    }
+    if scope.out_of_domain {
+        reasons.push(ReasonCode::OutOfDomain);
         ceiling = VerdictClass::Review;
     }
 
@@ -316,11 +327,39 @@ mod tests {
         assert_eq!(d.reasons[0], ReasonCode::UnknownOwner);
 
         let r = eligible(at);
-        let d = decide(&c, &T, &r, 0.0, at, ScopeState { breaker_open: true });
+        let d = decide(
+            &c,
+            &T,
+            &r,
+            0.0,
+            at,
+            ScopeState {
+                breaker_open: true,
+                ..ScopeState::default()
+            },
+        );
         assert_eq!(d.class, VerdictClass::Review);
         assert!(d.reasons.contains(&ReasonCode::PrecisionBreaker));
-        let d = decide(&c, &T, &r, 0.03, at, ScopeState { breaker_open: true });
+        let d = decide(
+            &c,
+            &T,
+            &r,
+            0.03,
+            at,
+            ScopeState {
+                breaker_open: true,
+                ..ScopeState::default()
+            },
+        );
         assert_eq!(d.class, VerdictClass::Archive, "the breaker guards deletes only");
+
+        let out = ScopeState {
+            out_of_domain: true,
+            ..ScopeState::default()
+        };
+        let d = decide(&c, &T, &r, 0.0, at, out);
+        assert_eq!(d.class, VerdictClass::Review);
+        assert!(d.reasons.contains(&ReasonCode::OutOfDomain));
     }
 
     #[test]

@@ -179,7 +179,7 @@ fn policy_never_lets_go_against_a_hard_rule() {
         prop_oneof![8 => 0.0f64..1.0, 1 => Just(0.0), 1 => Just(f64::NAN), 1 => Just(-1.0), 1 => Just(2.0)],
         thresholds(),
         prop_oneof![3 => Just(AT), 1 => time_near_at()],
-        any::<bool>(),
+        (any::<bool>(), proptest::bool::weighted(0.2)),
         (0i64..120, 0i64..120, any::<bool>()),
     );
     let let_go = Cell::new(0u32);
@@ -190,13 +190,23 @@ fn policy_never_lets_go_against_a_hard_rule() {
     });
     let result = runner.run(
         &cases,
-        |(r, p, t, at, breaker_open, (min_age_days, min_history_days, require_owner))| {
+        |(r, p, t, at, (breaker_open, out_of_domain), (min_age_days, min_history_days, require_owner))| {
             let config = PolicyConfig {
                 min_age_secs: min_age_days * DAY,
                 min_history_secs: min_history_days * DAY,
                 require_owner,
             };
-            let d = decide(&config, &t, &r, p, at, ScopeState { breaker_open });
+            let d = decide(
+                &config,
+                &t,
+                &r,
+                p,
+                at,
+                ScopeState {
+                    breaker_open,
+                    out_of_domain,
+                },
+            );
             // Every verdict carries exactly one score reason, last.
             prop_assert!(!d.reasons.last().copied().is_some_and(ReasonCode::is_hard_rule));
             if d.class.lets_go() {
@@ -204,6 +214,7 @@ fn policy_never_lets_go_against_a_hard_rule() {
                 prop_assert!(!r.legal_hold);
                 prop_assert!(r.retain_until.is_none_or(|u| u <= at));
                 prop_assert_eq!(r.live_references, 0);
+                prop_assert!(!out_of_domain);
                 let born = r
                     .created
                     .or(r.history.accesses.first().copied())

@@ -268,7 +268,8 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             let p = model.probability(&row.features);
             let idle = row.idle_secs as f64;
             let flags = [
-                ("model", p <= model_threshold),
+                // As the engine does: outside the training domain the model never lets an object go.
+                ("model", p <= model_threshold && model.in_domain(&row.features)),
                 ("recency_calibrated", recency_min_idle.is_some_and(|d| idle >= d)),
                 ("recency_7d", row.idle_secs >= 7 * DAY),
                 ("recency_30d", row.idle_secs >= 30 * DAY),

@@ -48,6 +48,48 @@ impl Default for Targets {
     }
 }
 
+/// The region of feature space the model was fitted on. An object outside it gets an extrapolated score, which
+/// the policy does not trust with an ARCHIVE or DELETE_CANDIDATE verdict (reason `OUT_OF_DOMAIN`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDomain {
+    /// Per feature, the smallest and largest value among the training rows.
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    /// Slack beyond the training range, as a fraction of that range.
+    pub tolerance: f64,
+    /// Features not checked: they grow with the length of the log by construction (e.g. `coverage_days_log`),
+    /// so any later scoring time lies beyond the training range.
+    pub exempt: Vec<String>,
+}
+
+impl FeatureDomain {
+    /// Features that grow with the log's length by construction.
+    pub const DEFAULT_EXEMPT: [&'static str; 1] = ["coverage_days_log"];
+
+    /// The domain of `rows` with the default tolerance and exemptions.
+    pub fn of_rows<'a>(rows: impl IntoIterator<Item = &'a FeatureVector>) -> Self {
+        let mut lower = vec![f64::INFINITY; FEATURE_COUNT];
+        let mut upper = vec![f64::NEG_INFINITY; FEATURE_COUNT];
+        for row in rows {
+            for ((lo, hi), &x) in lower.iter_mut().zip(upper.iter_mut()).zip(row.values()) {
+                *lo = lo.min(x);
+                *hi = hi.max(x);
+            }
+        }
+        for (lo, hi) in lower.iter_mut().zip(upper.iter_mut()) {
+            if !lo.is_finite() || !hi.is_finite() {
+                (*lo, *hi) = (0.0, 0.0);
+            }
+        }
+        Self {
+            lower,
+            upper,
+            tolerance: 0.25,
+            exempt: Self::DEFAULT_EXEMPT.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// What the model was trained on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSummary {
@@ -78,6 +120,9 @@ pub struct ModelArtifact {
     pub targets: Targets,
     pub training: TrainingSummary,
     pub metrics: BTreeMap<String, f64>,
+    /// Where the model may be trusted; absent in artifacts that predate it (then every object is in domain).
+    #[serde(default)]
+    pub domain: Option<FeatureDomain>,
 }
 
 impl ModelArtifact {
@@ -119,6 +164,8 @@ pub struct Model {
     folded_intercept: f64,
     /// Per-feature terms for contributions: `w_i / scale_i` and `mean_i`.
     mean: [f64; FEATURE_COUNT],
+    /// Per feature, the accepted range (`-inf..inf` for unchecked features).
+    accepted: Vec<(f64, f64)>,
 }
 
 impl Model {
@@ -182,11 +229,30 @@ impl Model {
             mean_arr[i] = mean[i];
             folded_intercept -= folded_weights[i] * mean[i];
         }
+        let accepted = match &artifact.domain {
+            None => vec![(f64::NEG_INFINITY, f64::INFINITY); FEATURE_COUNT],
+            Some(d) => {
+                if d.lower.len() != FEATURE_COUNT || d.upper.len() != FEATURE_COUNT || !d.tolerance.is_finite() {
+                    return Err(ModelError::Invalid("domain does not match the feature schema".into()));
+                }
+                (0..FEATURE_COUNT)
+                    .map(|i| {
+                        let name = &artifact.feature_schema.names[i];
+                        if d.exempt.iter().any(|e| e == name) {
+                            return (f64::NEG_INFINITY, f64::INFINITY);
+                        }
+                        let slack = d.tolerance.max(0.0) * (d.upper[i] - d.lower[i]) + 1e-9;
+                        (d.lower[i] - slack, d.upper[i] + slack)
+                    })
+                    .collect()
+            }
+        };
         Ok(Self {
             artifact,
             folded_weights,
             folded_intercept,
             mean: mean_arr,
+            accepted,
         })
     }
 
@@ -218,6 +284,15 @@ impl Model {
 
     pub fn horizon_secs(&self) -> i64 {
         self.artifact.horizon_secs
+    }
+
+    /// Whether `features` lie inside the region the model was trained on (see [`FeatureDomain`]).
+    pub fn in_domain(&self, features: &FeatureVector) -> bool {
+        features
+            .values()
+            .iter()
+            .zip(&self.accepted)
+            .all(|(x, (lo, hi))| (*lo..=*hi).contains(x))
     }
 
     /// Uncalibrated log-odds of reuse.

@@ -43,6 +43,10 @@ impl Engine {
         let at = stats.at;
         let features = extract_with_stats(record, stats);
         let probability = self.model.probability(&features);
+        let scope = ScopeState {
+            out_of_domain: scope.out_of_domain || !self.model.in_domain(&features),
+            ..scope
+        };
         let decision = decide(&self.policy, self.model.thresholds(), record, probability, at, scope);
         let version = self.model.version();
         let verdict = Verdict {

@@ -11,7 +11,7 @@ use reprieve_core::Thresholds;
 use reprieve_core::features::{FEATURE_COUNT, FeatureSchema, FeatureVector};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{ARTIFACT_FORMAT, Model, ModelArtifact, ScorerParams, Targets, TrainingSummary};
+use crate::artifact::{ARTIFACT_FORMAT, FeatureDomain, Model, ModelArtifact, ScorerParams, Targets, TrainingSummary};
 use crate::calibration::Platt;
 use crate::dataset::Cut;
 use crate::error::ModelError;
@@ -162,6 +162,7 @@ pub fn train(
         targets: config.targets,
         training: TrainingSummary::default(),
         metrics: BTreeMap::new(),
+        domain: Some(FeatureDomain::of_rows(rows.iter().map(|r| r.0))),
     };
 
     // Calibrate on the held-out cuts.
@@ -186,7 +187,12 @@ pub fn train(
                 .iter()
                 .zip(l)
                 .map(|(r, &z)| Scored {
-                    score: crate::calibration::sigmoid(artifact.calibration.logit(z)),
+                    // Out of the training domain the score is an extrapolation: never flagged, so not a candidate.
+                    score: if uncalibrated.in_domain(&r.features) {
+                        crate::calibration::sigmoid(artifact.calibration.logit(z))
+                    } else {
+                        f64::INFINITY
+                    },
                     reused: r.reused,
                 })
                 .collect()
@@ -203,7 +209,16 @@ pub fn train(
     };
 
     // Metrics on the calibration cuts.
-    let probabilities: Vec<f64> = groups.iter().flatten().map(|s| s.score).collect();
+    let probabilities: Vec<f64> = calibration
+        .iter()
+        .zip(&logits)
+        .flat_map(|(_, l)| {
+            l.iter()
+                .map(|&z| crate::calibration::sigmoid(artifact.calibration.logit(z)))
+        })
+        .collect();
+    let in_domain_share =
+        groups.iter().flatten().filter(|s| s.score.is_finite()).count() as f64 / probabilities.len().max(1) as f64;
     let mut m = BTreeMap::new();
     if let Some(auc) = metrics::roc_auc(&probabilities, &flat_reused) {
         m.insert("calibration_auc".to_string(), auc);
@@ -241,6 +256,7 @@ pub fn train(
         );
     }
     m.insert("fit_seconds".to_string(), fit_seconds);
+    m.insert("calibration_in_domain_share".to_string(), in_domain_share);
     artifact.metrics = m;
     artifact.training = TrainingSummary {
         source: source.to_string(),

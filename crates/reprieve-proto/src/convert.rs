@@ -102,6 +102,7 @@ pub fn reason_to_pb(reason: ReasonCode) -> v1::ReasonCode {
         ReasonCode::InsufficientHistory => P::InsufficientHistory,
         ReasonCode::UnknownOwner => P::UnknownOwner,
         ReasonCode::PrecisionBreaker => P::PrecisionBreaker,
+        ReasonCode::OutOfDomain => P::OutOfDomain,
         ReasonCode::LikelyReused => P::LikelyReused,
         ReasonCode::Uncertain => P::Uncertain,
         ReasonCode::UnlikelyReused => P::UnlikelyReused,
