@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use reprieve_core::{ObjectRecord, PolicyConfig, ScopeState, StorageClass};
-use reprieve_e2e::{TestServer, default_model};
+use reprieve_e2e::{TestServer, default_model, http_get};
 use reprieve_model::Engine;
 use reprieve_proto::convert::{record_to_pb, verdict_to_pb};
 use reprieve_proto::v1::models_client::ModelsClient;
@@ -13,6 +13,7 @@ use reprieve_proto::v1::{
 };
 use reprieve_server::ServerConfig;
 use tonic::Code;
+use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -368,5 +369,371 @@ async fn reload_refuses_bad_artifacts_and_keeps_serving() {
         .await
         .expect("score");
     assert_eq!(scored.into_inner().model_version, stricter.version);
+    server.stop().await.expect("clean shutdown");
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("ascii token");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// A valid artifact other than the bundled one, saved in `dir`.
+fn stricter_artifact(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let mut stricter = default_model().artifact().clone();
+    stricter.name = "stricter".into();
+    stricter.thresholds.delete_max = -1.0;
+    stricter.version = stricter.compute_version();
+    let path = dir.join("stricter.json");
+    stricter.save(&path).expect("save");
+    (path, stricter.version)
+}
+
+#[tokio::test]
+async fn reload_needs_the_admin_token_when_one_is_configured() {
+    let config = ServerConfig {
+        admin_token: Some(TOKEN.into()),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    assert!(
+        !format!("{:?}", server.state).contains(TOKEN),
+        "Debug must redact the token"
+    );
+    let mut models = ModelsClient::new(server.channel().await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (good_path, good_version) = stricter_artifact(dir.path());
+    let reload = |token: Option<&str>| {
+        with_token(
+            ReloadModelRequest {
+                path: good_path.display().to_string(),
+            },
+            token,
+        )
+    };
+
+    let err = models.reload_model(reload(None)).await.expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let mut basic = reload(None);
+    basic
+        .metadata_mut()
+        .insert("authorization", MetadataValue::from_static("Basic dXNlcjpwYXNz"));
+    let err = models.reload_model(basic).await.expect_err("not a bearer token");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = models
+        .reload_model(reload(Some("test-admin-token-0123456780")))
+        .await
+        .expect_err("wrong token");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(!err.message().contains(TOKEN));
+
+    // Read-only calls and scoring stay open.
+    let current = models
+        .get_model(GetModelRequest { version: String::new() })
+        .await
+        .expect("get is open")
+        .into_inner();
+    assert_eq!(
+        current.version,
+        default_model().version(),
+        "refused reloads changed nothing"
+    );
+    models.list_models(ListModelsRequest {}).await.expect("list is open");
+    let mut scorer = ReuseScorerClient::new(server.channel().await);
+    scorer
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("scoring is open");
+
+    // The right token gets through to the usual reload semantics.
+    let info = models
+        .reload_model(reload(Some(TOKEN)))
+        .await
+        .expect("authorized reload")
+        .into_inner();
+    assert_eq!(info.version, good_version);
+    server.stop().await.expect("clean shutdown");
+
+    // Without a configured token, reload stays open (the existing behaviour).
+    let open = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    let mut models = ModelsClient::new(open.channel().await);
+    models.reload_model(reload(None)).await.expect("no token configured");
+    open.stop().await.expect("clean shutdown");
+}
+
+/// The value of the sample `name{labels}` (labels as rendered, in order) in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_after_a_score_call() {
+    let config = ServerConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let metrics_addr = server.metrics_addr.expect("metrics listener");
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let records = sample_records();
+    let response = client
+        .score(ScoreRequest {
+            objects: records.iter().map(record_to_pb).collect(),
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("score")
+        .into_inner();
+    let err = client
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(-1),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let (status, text) = http_get(metrics_addr, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let n = records.len() as f64;
+    assert_eq!(
+        sample(&text, r#"reprieve_grpc_requests_total{method="Score",code="OK"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"reprieve_grpc_requests_total{method="Score",code="INVALID_ARGUMENT"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"reprieve_grpc_request_duration_seconds_count{method="Score",code="OK"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "reprieve_objects_scored_total"), Some(n), "{text}");
+    assert_eq!(sample(&text, "reprieve_reuse_probability_count"), Some(n), "{text}");
+    assert_eq!(
+        sample(&text, r#"reprieve_reuse_probability_bucket{le="+Inf"}"#),
+        Some(n),
+        "{text}"
+    );
+    let retained = response
+        .verdicts
+        .iter()
+        .filter(|v| v.verdict_class == v1::VerdictClass::Retain as i32)
+        .count() as f64;
+    assert_eq!(
+        sample(&text, r#"reprieve_verdicts_total{class="RETAIN"}"#),
+        Some(retained),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"reprieve_verdict_reasons_total{class="RETAIN",reason="LEGAL_HOLD"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let version = default_model().version().to_string();
+    assert_eq!(
+        sample(&text, &format!(r#"reprieve_model_active{{version="{version}"}}"#)),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE reprieve_grpc_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(http_get(metrics_addr, "/other").await.0, 404);
+    server.stop().await.expect("clean shutdown");
+
+    // Without `metrics_listen` nothing is recorded and nothing listens.
+    let quiet = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    assert!(quiet.metrics_addr.is_none());
+    assert!(quiet.state.telemetry.render().is_none());
+    quiet.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_short_deadline_stops_a_large_batch_with_deadline_exceeded() {
+    const N: usize = 20_000;
+    let config = ServerConfig {
+        max_objects_per_request: N,
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let metrics_addr = server.metrics_addr.expect("metrics listener");
+    let mut client = ReuseScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let records = sample_records();
+    let objects: Vec<v1::ObjectRecord> = (0..N).map(|i| record_to_pb(&records[i % records.len()])).collect();
+    let request = || ScoreRequest {
+        objects: objects.clone(),
+        at_unix: Some(AT),
+    };
+    // How long the whole batch takes here (debug builds are slow; the timeout below is a fraction of it).
+    let started = std::time::Instant::now();
+    let full = client.score(request()).await.expect("no deadline: the batch completes");
+    let whole = started.elapsed();
+    assert_eq!(full.into_inner().verdicts.len(), N);
+
+    let timeout = whole / 5;
+    let mut late = tonic::Request::new(request());
+    late.set_timeout(timeout);
+    let err = client.score(late).await.expect_err("the deadline passes mid-batch");
+    // A tonic client enforces the same `grpc-timeout` itself and reports its own expiry as CANCELLED, usually a
+    // moment before the server's DEADLINE_EXCEEDED arrives; either way the caller is not kept waiting.
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?} (whole batch: {whole:?}, timeout {timeout:?})"
+    );
+    // The server side: the call ended DEADLINE_EXCEEDED, well before the whole batch could have been scored.
+    let series = r#"{method="Score",code="DEADLINE_EXCEEDED"}"#;
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = http_get(metrics_addr, "/metrics").await.1;
+        if sample(&text, &format!("reprieve_grpc_requests_total{series}")).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sample(&text, &format!("reprieve_grpc_requests_total{series}")),
+        Some(1.0),
+        "{text}"
+    );
+    let spent = sample(&text, &format!("reprieve_grpc_request_duration_seconds_sum{series}")).expect("latency");
+    assert!(
+        spent < whole.as_secs_f64() * 0.8,
+        "the server gave up after {spent}s; the whole batch takes {whole:?} (timeout {timeout:?})"
+    );
+    assert_eq!(
+        sample(&text, "reprieve_objects_scored_total"),
+        Some(N as f64),
+        "only the full batch counts"
+    );
+    // The server is fine afterwards.
+    client
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("a small request succeeds");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_configured_artifact_and_refuses_a_corrupt_one() {
+    use reprieve_server::{ReloadOutcome, reload_configured};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("model.json");
+    default_model().artifact().save(&path).expect("save");
+    let config = ServerConfig {
+        model_path: Some(path.clone()),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let (stricter_path, stricter_version) = stricter_artifact(dir.path());
+    std::fs::copy(&stricter_path, &path).expect("replace the artifact");
+
+    #[cfg(unix)]
+    {
+        let watcher = reprieve_server::reload_on_sighup(server.state.clone()).expect("SIGHUP handler");
+        let watching = tokio::spawn(watcher);
+        let kill = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+        let mut swapped = false;
+        for _ in 0..250 {
+            if server
+                .state
+                .current()
+                .is_some_and(|m| m.engine.model.version() == stricter_version)
+            {
+                swapped = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        watching.abort();
+        assert!(swapped, "SIGHUP did not reload {}", path.display());
+    }
+    #[cfg(not(unix))]
+    assert!(matches!(
+        reload_configured(&server.state, "test").await,
+        ReloadOutcome::Reloaded(_)
+    ));
+
+    // A corrupt artifact is refused with its reason; the model in service stays.
+    std::fs::write(&path, "{ not json").expect("corrupt the artifact");
+    match reload_configured(&server.state, "test").await {
+        ReloadOutcome::Refused(reason) => assert!(!reason.is_empty()),
+        other => panic!("a corrupt artifact must be refused, got {other:?}"),
+    }
+    let current = server.state.current().expect("a model is still in service");
+    assert_eq!(current.engine.model.version(), stricter_version);
+    let mut scorer = ReuseScorerClient::new(server.channel().await);
+    let scored = scorer
+        .score(ScoreRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("still scoring")
+        .into_inner();
+    assert_eq!(scored.model_version, stricter_version);
+    server.stop().await.expect("clean shutdown");
+
+    // With the bundled model there is nothing to reload.
+    let bundled = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    assert!(matches!(
+        reload_configured(&bundled.state, "test").await,
+        ReloadOutcome::NothingToReload
+    ));
+    bundled.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_stream_past_its_deadline_ends_with_deadline_exceeded() {
+    let server = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let (tx, rx) = tokio::sync::mpsc::channel::<ScoreStreamRequest>(4);
+    tx.send(ScoreStreamRequest {
+        objects: vec![good()],
+        at_unix: Some(AT),
+    })
+    .await
+    .expect("queue a chunk");
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let mut stream = client.score_stream(request).await.expect("stream opens").into_inner();
+    let first = stream.message().await.expect("first chunk scored").expect("a response");
+    assert_eq!(first.verdicts.len(), 1);
+    // The client keeps the stream open and sends nothing more: the server ends it at the deadline.
+    let err = stream.message().await.expect_err("the deadline ends the stream");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(tx);
     server.stop().await.expect("clean shutdown");
 }

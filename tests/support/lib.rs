@@ -25,13 +25,20 @@ pub fn default_model() -> Model {
 #[derive(Debug)]
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the config set `metrics_listen` (the test binds 127.0.0.1:0 instead).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServerError>>,
+    metrics: Option<Stoppable>,
 }
 
+/// A background listener and what stops it.
+type Stoppable = (oneshot::Sender<()>, JoinHandle<Result<(), ServerError>>);
+
 impl TestServer {
-    /// Starts a server with `config` (its `listen` is ignored) serving `model`, or no model at all.
+    /// Starts a server with `config` (its `listen` and `metrics_listen` addresses are ignored: both bind
+    /// 127.0.0.1:0, metrics only when `metrics_listen` is set) serving `model`, or no model at all.
     pub async fn start(config: ServerConfig, model: Option<Model>) -> Self {
         let state = Arc::new(AppState::new(config));
         if let Some(model) = model {
@@ -45,11 +52,26 @@ impl TestServer {
         let handle = tokio::spawn(reprieve_server::serve(listener, state.clone(), async move {
             let _ = rx.await;
         }));
+        let (metrics_addr, metrics) = if state.config.metrics_listen.is_some() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0 for metrics");
+            let metrics_addr = listener.local_addr().expect("metrics local addr");
+            let (tx, rx) = oneshot::channel::<()>();
+            let handle = tokio::spawn(reprieve_server::serve_metrics(listener, state.clone(), async move {
+                let _ = rx.await;
+            }));
+            (Some(metrics_addr), Some((tx, handle)))
+        } else {
+            (None, None)
+        };
         Self {
             addr,
+            metrics_addr,
             state,
             shutdown: Some(tx),
             handle,
+            metrics,
         }
     }
 
@@ -74,6 +96,28 @@ impl TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some((tx, handle)) = self.metrics.take() {
+            let _ = tx.send(());
+            handle.await.expect("metrics task")?;
+        }
         self.handle.await.expect("server task")
     }
+}
+
+/// A plain HTTP/1.1 GET (no client library needed): the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body.to_string())
 }

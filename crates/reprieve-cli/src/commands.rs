@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Most objects per Score request or ScoreStream chunk [default: 10000].
     #[arg(long)]
     max_objects_per_request: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +290,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(max) = args.max_objects_per_request {
         config.max_objects_per_request = max;
     }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
     let (model, source) = load_model(config.model_path.as_deref()).context("cannot load the model")?;
     tracing::info!(version = model.version(), %source, "model loaded");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -294,6 +300,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let state = Arc::new(AppState::new(config));
         state.install(model, source);
         let listener = reprieve_server::bind(&state.config).await?;
+        // Metrics stay up while in-flight calls drain; the runtime ends the listener when `serve` returns.
+        if let Some(metrics) = reprieve_server::bind_metrics(&state.config).await? {
+            tokio::spawn(reprieve_server::serve_metrics(
+                metrics,
+                state.clone(),
+                std::future::pending(),
+            ));
+        }
+        // SIGHUP reloads the configured artifact; a refused one leaves the current model serving.
+        #[cfg(unix)]
+        tokio::spawn(reprieve_server::reload_on_sighup(state.clone()).context("cannot handle SIGHUP")?);
         // On SIGTERM/Ctrl-C the server stops accepting and finishes in-flight calls, for at most the grace period.
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {

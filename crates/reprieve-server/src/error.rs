@@ -46,6 +46,8 @@ pub enum RequestError {
     NoModel,
     #[error("model version {0:?} is not loaded")]
     UnknownModel(String),
+    #[error("the call's deadline passed after {done} of {total} objects; send smaller batches or allow more time")]
+    DeadlineExceeded { done: usize, total: usize },
 }
 
 /// Maps a refused request to its gRPC status (one exhaustive match, the only one).
@@ -56,5 +58,6 @@ pub fn to_status(e: RequestError) -> Status {
         RequestError::Model(m) => Status::failed_precondition(m.to_string()),
         RequestError::NoModel => Status::unavailable(e.to_string()),
         RequestError::UnknownModel(_) => Status::not_found(e.to_string()),
+        RequestError::DeadlineExceeded { .. } => Status::deadline_exceeded(e.to_string()),
     }
 }

@@ -14,12 +14,17 @@
 //! - [`scorer`]: scoring, validation first; [`models`]: model info and hot reload.
 //! - [`state`]: the active model, swapped atomically; [`config`]: layered configuration.
 //! - [`error`]: the single mapping from refused requests to gRPC status codes.
+//! - [`auth`]: the bearer-token guard admin calls opt into; [`deadline`]: client deadlines inside a batch.
+//! - [`telemetry`]: a span per call and Prometheus metrics ([`serve_metrics`] on their own listener).
 
+pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod models;
 pub mod scorer;
 pub mod state;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +37,9 @@ use tonic::transport::Server;
 
 pub use config::ServerConfig;
 pub use error::ServerError;
+pub use models::{ReloadOutcome, reload_configured};
 pub use state::AppState;
+pub use telemetry::serve_metrics;
 
 /// Serves every Reprieve service on `listener` until `shutdown` completes; in-flight calls are finished first.
 pub async fn serve(
@@ -69,8 +76,13 @@ pub async fn serve(
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
 
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, "reprieve gRPC server listening");
-    Server::builder()
+    tracing::info!(
+        ?addr,
+        admin_auth = state.auth.is_enabled(),
+        "reprieve gRPC server listening"
+    );
+    let upkeep = tokio::spawn(telemetry::upkeep(state.clone()));
+    let served = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -81,9 +93,34 @@ pub async fn serve(
         )
         .add_service(ModelsServer::new(models::ModelsService::new(state.clone())))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .await;
+    upkeep.abort();
+    served?;
     tracing::info!("reprieve gRPC server stopped");
     Ok(())
+}
+
+/// Binds `config.metrics_listen`, if set.
+pub async fn bind_metrics(config: &ServerConfig) -> Result<Option<TcpListener>, ServerError> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| ServerError::Bind { addr, source: e })
+}
+
+/// Reloads the configured model on every SIGHUP (see [`reload_configured`]). The handler is registered before
+/// this returns, so a SIGHUP sent afterwards cannot kill the process; run the returned future to serve it.
+#[cfg(unix)]
+pub fn reload_on_sighup(state: Arc<AppState>) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            reload_configured(&state, "SIGHUP").await;
+        }
+    })
 }
 
 /// Binds the configured address.

@@ -5,7 +5,9 @@ use std::sync::{Arc, RwLock};
 
 use reprieve_model::{Engine, Model, ModelError};
 
+use crate::auth::AdminAuth;
 use crate::config::ServerConfig;
+use crate::telemetry::Telemetry;
 
 /// A model in service, with where it came from.
 #[derive(Debug)]
@@ -20,6 +22,10 @@ pub struct LoadedModel {
 #[derive(Debug)]
 pub struct AppState {
     pub config: ServerConfig,
+    /// The guard admin calls opt into.
+    pub auth: AdminAuth,
+    /// Metrics (recorded only when `config.metrics_listen` is set).
+    pub telemetry: Telemetry,
     active: RwLock<Option<Arc<LoadedModel>>>,
 }
 
@@ -31,7 +37,14 @@ pub fn now_unix() -> i64 {
 
 impl AppState {
     pub fn new(config: ServerConfig) -> Self {
+        let telemetry = if config.metrics_listen.is_some() {
+            Telemetry::prometheus()
+        } else {
+            Telemetry::disabled()
+        };
         Self {
+            auth: AdminAuth::new(config.admin_token.as_deref()),
+            telemetry,
             config,
             active: RwLock::new(None),
         }
@@ -52,7 +65,12 @@ impl AppState {
             source,
         });
         let mut guard = self.active.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *guard = Some(loaded.clone());
+        let old = guard.replace(loaded.clone());
+        // Under the lock, so that two racing reloads leave the gauge agreeing with the model in service.
+        self.telemetry.record_model(
+            old.as_ref().map(|m| m.engine.model.version()),
+            loaded.engine.model.version(),
+        );
         loaded
     }
 
