@@ -594,7 +594,8 @@ async fn a_short_deadline_stops_a_large_batch_with_deadline_exceeded() {
     let whole = started.elapsed();
     assert_eq!(full.into_inner().verdicts.len(), N);
 
-    let timeout = whole / 5;
+    // A third of the whole: request transfer and decoding (a small share of it) fit well inside.
+    let timeout = whole / 3;
     let mut late = tonic::Request::new(request());
     late.set_timeout(timeout);
     let err = client.score(late).await.expect_err("the deadline passes mid-batch");
@@ -621,7 +622,7 @@ async fn a_short_deadline_stops_a_large_batch_with_deadline_exceeded() {
     );
     let spent = sample(&text, &format!("reprieve_grpc_request_duration_seconds_sum{series}")).expect("latency");
     assert!(
-        spent < whole.as_secs_f64() * 0.8,
+        spent < whole.as_secs_f64() * 0.9,
         "the server gave up after {spent}s; the whole batch takes {whole:?} (timeout {timeout:?})"
     );
     assert_eq!(
