@@ -44,6 +44,21 @@ fn sample_records() -> Vec<ObjectRecord> {
     out
 }
 
+/// Scores `records` at `AT` in one unary call.
+async fn score_all(
+    client: &mut ReuseScorerClient<tonic::transport::Channel>,
+    records: &[ObjectRecord],
+) -> v1::ScoreResponse {
+    client
+        .score(ScoreRequest {
+            objects: records.iter().map(record_to_pb).collect(),
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("score succeeds")
+        .into_inner()
+}
+
 #[tokio::test]
 async fn score_returns_the_engine_verdict_for_every_object() {
     let model = default_model();
@@ -51,14 +66,7 @@ async fn score_returns_the_engine_verdict_for_every_object() {
     let server = TestServer::start(ServerConfig::default(), Some(model)).await;
     let mut client = ReuseScorerClient::new(server.channel().await);
     let records = sample_records();
-    let response = client
-        .score(ScoreRequest {
-            objects: records.iter().map(record_to_pb).collect(),
-            at_unix: Some(AT),
-        })
-        .await
-        .expect("score succeeds")
-        .into_inner();
+    let response = score_all(&mut client, &records).await;
     assert_eq!(response.verdicts.len(), records.len());
     assert_eq!(response.at_unix, AT);
     for (record, verdict) in records.iter().zip(&response.verdicts) {
@@ -80,14 +88,7 @@ async fn score_stream_answers_each_chunk_in_order() {
     let server = TestServer::start(ServerConfig::default(), Some(default_model())).await;
     let mut client = ReuseScorerClient::new(server.channel().await);
     let records = sample_records();
-    let unary = client
-        .score(ScoreRequest {
-            objects: records.iter().map(record_to_pb).collect(),
-            at_unix: Some(AT),
-        })
-        .await
-        .expect("unary")
-        .into_inner();
+    let unary = score_all(&mut client, &records).await;
     let chunks: Vec<ScoreStreamRequest> = records
         .chunks(7)
         .enumerate()

@@ -42,14 +42,7 @@ fn writes_every_method_pooled_and_per_cut() {
     };
     let report = evaluate(&trace, &config).expect("evaluates");
     assert!(!report.cuts.is_empty());
-    for method in [
-        "model",
-        "recency_calibrated",
-        "recency_7d",
-        "recency_30d",
-        "recency_90d",
-        "oracle",
-    ] {
+    for method in reprieve_eval::evaluate::METHODS {
         let f = report.pooled.get(method).unwrap_or_else(|| panic!("{method} pooled"));
         assert!(report.pooled_recent.contains_key(method));
         assert!((0.0..=1.0).contains(&f.false_delete_rate));
