@@ -18,16 +18,16 @@ DAY = 86_400
 
 def sample_objects(now: int) -> list:
     """An idle old image, a monthly job's image, and one under legal hold."""
-    logging_since = now - 200 * DAY
+    logging_since = now - 80 * DAY
     return [
         pb.ObjectRecord(
-            key="cdn/campaigns/2019/banner_300x200.png",
+            key="cdn/campaigns/spring/banner_300x200.png",
             tenant="web",
             size_bytes=48_213,
-            created_unix=now - 900 * DAY,
+            created_unix=now - 400 * DAY,
             owner="team-web",
             storage_class=pb.STORAGE_CLASS_STANDARD,
-            history=pb.AccessHistory(access_unix=[now - 180 * DAY], complete_since_unix=logging_since),
+            history=pb.AccessHistory(access_unix=[now - 70 * DAY], complete_since_unix=logging_since),
         ),
         pb.ObjectRecord(
             key="jobs/monthly/report-renderer.png",
@@ -35,8 +35,9 @@ def sample_objects(now: int) -> list:
             size_bytes=1_204_332,
             created_unix=now - 400 * DAY,
             owner="team-data",
+            storage_class=pb.STORAGE_CLASS_STANDARD,
             history=pb.AccessHistory(
-                access_unix=[now - m * 30 * DAY for m in range(6, 0, -1)],
+                access_unix=[now - m * 30 * DAY + 3600 for m in range(2, 0, -1)],
                 complete_since_unix=logging_since,
             ),
         ),
@@ -46,6 +47,7 @@ def sample_objects(now: int) -> list:
             size_bytes=3_500_000,
             created_unix=now - 700 * DAY,
             owner="legal",
+            storage_class=pb.STORAGE_CLASS_STANDARD,
             legal_hold=True,
             history=pb.AccessHistory(complete_since_unix=logging_since),
         ),

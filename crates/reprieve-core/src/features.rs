@@ -153,6 +153,27 @@ feature_schema! {
     TopSinceBulkDaysLog => "top_since_bulk_days_log",
 }
 
+/// The features that describe the object's prefixes (parent and top-level): all zero when the caller gives no
+/// prefix activity.
+pub const PREFIX_FEATURES: [Feature; 16] = [
+    Feature::ParentKnown,
+    Feature::ParentObjectsLog,
+    Feature::ParentReadShare30d,
+    Feature::ParentReads7dLog,
+    Feature::ParentReads30dLog,
+    Feature::ParentSinceReadDaysLog,
+    Feature::ParentBulkDaysFrac,
+    Feature::ParentSinceBulkDaysLog,
+    Feature::TopKnown,
+    Feature::TopObjectsLog,
+    Feature::TopReadShare30d,
+    Feature::TopReads7dLog,
+    Feature::TopReads30dLog,
+    Feature::TopSinceReadDaysLog,
+    Feature::TopBulkDaysFrac,
+    Feature::TopSinceBulkDaysLog,
+];
+
 /// Number of features in the schema.
 pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();
 
@@ -197,6 +218,16 @@ impl FeatureVector {
 
     pub fn get(&self, f: Feature) -> f64 {
         self.0[f as usize]
+    }
+
+    /// The same vector as if the record had carried no prefix activity (what a gRPC caller that does not know
+    /// its prefixes sends). Training uses it so that models also learn to score such objects.
+    pub fn without_prefix_activity(&self) -> FeatureVector {
+        let mut v = self.clone();
+        for f in PREFIX_FEATURES {
+            v.0[f as usize] = 0.0;
+        }
+        v
     }
 
     fn set(&mut self, f: Feature, v: f64) {
@@ -452,6 +483,28 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), FEATURE_COUNT, "feature names must be unique");
         assert_eq!(FeatureSchema::current().hash.len(), 16);
+    }
+
+    #[test]
+    fn dropping_prefix_activity_equals_extracting_without_it() {
+        let at = 300 * DAY;
+        let mut r = ObjectRecord::with_key("a/b/c.png");
+        r.history.accesses = vec![at - 5 * DAY, at - DAY];
+        let without = extract(&r, at);
+        let activity = PrefixActivity {
+            objects: 10,
+            objects_read_30d: 4,
+            reads_7d: 3,
+            reads_30d: 9,
+            last_read: Some(at - DAY),
+            bulk_scan_days_128d: 2,
+            last_bulk_scan: Some(at - 20 * DAY),
+        };
+        r.parent_activity = Some(activity);
+        r.top_activity = Some(activity);
+        let with = extract(&r, at);
+        assert_ne!(with, without);
+        assert_eq!(with.without_prefix_activity(), without);
     }
 
     #[test]
