@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use reprieve_core::time::{format_duration, format_rfc3339};
 
@@ -196,6 +197,44 @@ fn sweep(scores: &[f64], reused: &[bool], size: &[u64]) -> Vec<(f64, f64)> {
     points
 }
 
+/// The 2-D chart every plot here draws on.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A labelled line series with its legend entry.
+fn labelled_line(
+    chart: &mut Chart<'_, '_>,
+    points: Vec<(f64, f64)>,
+    label: &str,
+    color: RGBColor,
+) -> Result<(), String> {
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    Ok(())
+}
+
+/// The grey "target" line with its legend entry.
+fn target_line(chart: &mut Chart<'_, '_>, points: Vec<(f64, f64)>) -> Result<(), String> {
+    chart
+        .draw_series(std::iter::once(PathElement::new(points, BLACK.mix(0.4))))
+        .map_err(|e| e.to_string())?
+        .label("target")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
+    Ok(())
+}
+
+/// The legend box.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn plot_tradeoff(r: &EvalReport, path: &Path) -> Result<(), String> {
     let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -223,20 +262,9 @@ fn plot_tradeoff(r: &EvalReport, path: &Path) -> Result<(), String> {
             .into_iter()
             .filter(|p| p.0 <= x_max)
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        labelled_line(&mut chart, pts, label, color)?;
     }
-    chart
-        .draw_series(std::iter::once(PathElement::new(
-            vec![(r.config.target, 0.0), (r.config.target, 1.0)],
-            BLACK.mix(0.4),
-        )))
-        .map_err(|e| e.to_string())?
-        .label("target")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
+    target_line(&mut chart, vec![(r.config.target, 0.0), (r.config.target, 1.0)])?;
     for (m, color) in [
         ("model", BLUE),
         ("recency_calibrated", RED),
@@ -252,12 +280,7 @@ fn plot_tradeoff(r: &EvalReport, path: &Path) -> Result<(), String> {
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&mut chart)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -324,25 +347,9 @@ fn plot_cuts(r: &EvalReport, path: &Path) -> Result<(), String> {
             .enumerate()
             .map(|(i, c)| (i as f64 + 0.5, c.methods[m].false_delete_rate))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(m)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        labelled_line(&mut chart, pts, m, color)?;
     }
-    chart
-        .draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, r.config.target), (n as f64, r.config.target)],
-            BLACK.mix(0.4),
-        )))
-        .map_err(|e| e.to_string())?
-        .label("target")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    target_line(&mut chart, vec![(0.0, r.config.target), (n as f64, r.config.target)])?;
+    draw_legend(&mut chart)?;
     root.present().map_err(|e| e.to_string())
 }
