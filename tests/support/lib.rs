@@ -1,4 +1,5 @@
-//! Shared support for the end-to-end tests: a real Reprieve server on `127.0.0.1:0`, the bundled model, paths.
+//! Shared support for the end-to-end tests: a real Reprieve server on `127.0.0.1:0` (with or without a real
+//! feedback store on disk), the bundled model, paths.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,10 +38,22 @@ pub struct TestServer {
 type Stoppable = (oneshot::Sender<()>, JoinHandle<Result<(), ServerError>>);
 
 impl TestServer {
-    /// Starts a server with `config` (its `listen` and `metrics_listen` addresses are ignored: both bind
-    /// 127.0.0.1:0, metrics only when `metrics_listen` is set) serving `model`, or no model at all.
+    /// Starts a server without a feedback store with `config` (its `listen` and `metrics_listen` addresses are
+    /// ignored: both bind 127.0.0.1:0, metrics only when `metrics_listen` is set) serving `model`, or no model at
+    /// all.
     pub async fn start(config: ServerConfig, model: Option<Model>) -> Self {
-        let state = Arc::new(AppState::new(config));
+        Self::launch(AppState::new(config), model).await
+    }
+
+    /// As [`TestServer::start`], with the feedback store in `config.store.data_dir` (a real sled directory;
+    /// starting again on the same directory after [`TestServer::stop`] is a restart).
+    pub async fn start_with_store(config: ServerConfig, model: Option<Model>) -> Self {
+        let state = AppState::open(config).unwrap_or_else(|e| panic!("the feedback store must open: {e}"));
+        Self::launch(state, model).await
+    }
+
+    async fn launch(state: AppState, model: Option<Model>) -> Self {
+        let state = Arc::new(state);
         if let Some(model) = model {
             state.install(model, "test".into());
         }
@@ -91,7 +104,8 @@ impl TestServer {
         panic!("server at {endpoint} did not accept connections");
     }
 
-    /// Stops the server gracefully and returns what `serve` returned.
+    /// Stops the server gracefully and returns what `serve` returned. The feedback store, if any, is closed and
+    /// released (its directory can be opened again) when this returns.
     pub async fn stop(mut self) -> Result<(), ServerError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -100,7 +114,16 @@ impl TestServer {
             let _ = tx.send(());
             handle.await.expect("metrics task")?;
         }
-        self.handle.await.expect("server task")
+        let served = self.handle.await.expect("server task");
+        // Tasks that outlive `serve` by a moment (a finished stream's sender) still hold the state: wait for them,
+        // so that dropping it here releases the store.
+        for _ in 0..500 {
+            if Arc::strong_count(&self.state) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        served
     }
 }
 
@@ -120,4 +143,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .expect("a status line");
     (status, body.to_string())
+}
+
+/// The value of the sample `name{labels}` (labels as rendered, in order) in a Prometheus text exposition.
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }

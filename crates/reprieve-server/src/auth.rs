@@ -1,6 +1,6 @@
 //! Bearer-token guard for admin calls. A service opts in by calling [`AdminAuth::authorize`] first thing in each
-//! handler that changes server state (`Models.ReloadModel` today, `Feedback` writes later); scoring and read-only
-//! calls never call it and stay open.
+//! handler that changes server state (`Models.ReloadModel`, `Feedback.RecordActions`, `RecordRestores` and
+//! `ResetBreaker`); scoring and read-only calls never call it and stay open.
 
 use subtle::ConstantTimeEq;
 use tonic::Status;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use reprieve_core::{PolicyConfig, RecordLimits};
+use reprieve_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
@@ -24,12 +25,138 @@ pub struct ServerConfig {
     pub limits: RecordLimits,
     /// Hard-rule settings of the verdict policy.
     pub policy: PolicyConfig,
-    /// Bearer token required by admin calls (`Models.ReloadModel`, later `Feedback` writes); absent: they are open.
-    /// Never logged, never serialized.
+    /// Bearer token required by admin calls (`Models.ReloadModel`, `Feedback` writes and `ResetBreaker`); absent:
+    /// they are open. Never logged, never serialized.
     #[serde(skip_serializing)]
     pub admin_token: Option<String>,
     /// Where Prometheus `/metrics` is served (plain HTTP, its own port); absent: no metrics are recorded.
     pub metrics_listen: Option<SocketAddr>,
+    /// The feedback and audit store (`[store]`).
+    pub store: StoreSettings,
+}
+
+/// How the audit trail acknowledges verdicts before a response carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDurability {
+    /// A response waits until its verdicts are on disk (group commit: one fsync for every request waiting). A
+    /// crash never loses a verdict that was returned. The default.
+    Fsync,
+    /// A response waits until its verdicts are written to the store, which reaches the disk at most
+    /// `audit_flush_interval_ms` later: responses no longer wait for an fsync, and a crash (not a clean shutdown)
+    /// can lose the verdicts returned in that last interval. The next start says so in the log.
+    Buffered,
+}
+
+impl AuditDurability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fsync => "fsync",
+            Self::Buffered => "buffered",
+        }
+    }
+}
+
+/// The `[store]` section: where the feedback and audit store lives and how it behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// The store's directory (created if missing); relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+    /// A restore this long or less after an action is a false positive of that action's verdict.
+    pub restore_window_secs: i64,
+    /// A breaker opens when the 95% upper bound of its scope's false-delete rate exceeds this ...
+    pub breaker_target: f64,
+    /// ... and at least this many delete actions were counted in the scope.
+    pub breaker_min_actions: u64,
+    /// Audited verdicts older than this are pruned; younger ones never are.
+    pub audit_retention_secs: i64,
+    /// How often the pruning runs.
+    pub prune_interval_secs: u64,
+    /// The window of `GetPrecision` without `window_days`, and of the precision metrics.
+    pub precision_window_secs: i64,
+    /// How often the precision metrics are recomputed (a scan of the actions) when feedback arrived.
+    pub metrics_refresh_secs: u64,
+    /// See [`AuditDurability`].
+    pub audit_durability: AuditDurability,
+    /// With `audit_durability = "buffered"`: the longest a written verdict waits for its fsync.
+    pub audit_flush_interval_ms: u64,
+    /// Most verdicts and feedback events queued for the store writer; beyond it, scoring and feedback calls wait
+    /// (backpressure) instead of buffering without bound.
+    pub write_queue_records: usize,
+    /// Most events in one `RecordActions` or `RecordRestores` request (more: `RESOURCE_EXHAUSTED`).
+    pub max_events_per_request: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let store = StoreConfig::default();
+        Self {
+            data_dir: PathBuf::from(reprieve_store::DEFAULT_DATA_DIR),
+            restore_window_secs: store.restore_window_secs,
+            breaker_target: store.breaker_target,
+            breaker_min_actions: store.breaker_min_actions,
+            audit_retention_secs: store.audit_retention_secs,
+            prune_interval_secs: 3_600,
+            precision_window_secs: store.precision_window_secs,
+            metrics_refresh_secs: 15,
+            audit_durability: AuditDurability::Fsync,
+            audit_flush_interval_ms: 50,
+            write_queue_records: 100_000,
+            max_events_per_request: 10_000,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The store's own settings.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            restore_window_secs: self.restore_window_secs,
+            breaker_target: self.breaker_target,
+            breaker_min_actions: self.breaker_min_actions,
+            audit_retention_secs: self.audit_retention_secs,
+            precision_window_secs: self.precision_window_secs,
+        }
+    }
+
+    /// The first setting out of range, as `store.<name>: why`.
+    pub fn check(&self) -> Result<(), String> {
+        let bad = |name: &str, why: &str| Err(format!("store.{name}: {why}"));
+        if !(self.breaker_target > 0.0 && self.breaker_target < 1.0) {
+            return bad("breaker_target", "must be between 0 and 1 (exclusive)");
+        }
+        if self.breaker_min_actions == 0 {
+            return bad("breaker_min_actions", "must be at least 1");
+        }
+        for (name, v) in [
+            ("restore_window_secs", self.restore_window_secs),
+            ("audit_retention_secs", self.audit_retention_secs),
+            ("precision_window_secs", self.precision_window_secs),
+        ] {
+            if v <= 0 {
+                return bad(name, "must be positive");
+            }
+        }
+        for (name, v) in [
+            ("prune_interval_secs", self.prune_interval_secs),
+            ("metrics_refresh_secs", self.metrics_refresh_secs),
+            ("audit_flush_interval_ms", self.audit_flush_interval_ms),
+            ("write_queue_records", self.write_queue_records as u64),
+            ("max_events_per_request", self.max_events_per_request as u64),
+        ] {
+            if v == 0 {
+                return bad(name, "must be at least 1");
+            }
+        }
+        if self.write_queue_records > u32::MAX as usize {
+            return bad("write_queue_records", "is too large");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -44,6 +171,7 @@ impl std::fmt::Debug for ServerConfig {
             policy,
             admin_token,
             metrics_listen,
+            store,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -54,6 +182,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("policy", policy)
             .field("admin_token", &admin_token.as_ref().map(|_| "<redacted>"))
             .field("metrics_listen", metrics_listen)
+            .field("store", store)
             .finish()
     }
 }
@@ -69,6 +198,7 @@ impl Default for ServerConfig {
             policy: PolicyConfig::default(),
             admin_token: None,
             metrics_listen: None,
+            store: StoreSettings::default(),
         }
     }
 }
@@ -90,11 +220,16 @@ impl ServerConfig {
                 message: format!("admin_token: {TOKEN_RULE}"),
             });
         }
+        config.store.check().map_err(|message| ServerError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(config)
     }
 
-    /// Applies `REPRIEVE_LISTEN`, `REPRIEVE_MODEL`, `REPRIEVE_MAX_OBJECTS_PER_REQUEST`, `REPRIEVE_ADMIN_TOKEN` and
-    /// `REPRIEVE_METRICS_LISTEN` from `env` (a lookup function, so tests need not touch the process environment).
+    /// Applies `REPRIEVE_LISTEN`, `REPRIEVE_MODEL`, `REPRIEVE_MAX_OBJECTS_PER_REQUEST`, `REPRIEVE_ADMIN_TOKEN`,
+    /// `REPRIEVE_METRICS_LISTEN`, `REPRIEVE_DATA_DIR` and `REPRIEVE_AUDIT_DURABILITY` from `env` (a lookup
+    /// function, so tests need not touch the process environment).
     pub fn apply_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
         let bad = |name: &str, value: &str, why: String| ServerError::Env {
             name: name.to_string(),
@@ -124,6 +259,25 @@ impl ServerConfig {
                 v.parse()
                     .map_err(|e| bad("REPRIEVE_METRICS_LISTEN", &v, format!("{e}")))?,
             );
+        }
+        if let Some(v) = env("REPRIEVE_DATA_DIR") {
+            if v.is_empty() {
+                return Err(bad("REPRIEVE_DATA_DIR", &v, "must not be empty".into()));
+            }
+            self.store.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("REPRIEVE_AUDIT_DURABILITY") {
+            self.store.audit_durability = match v.as_str() {
+                "fsync" => AuditDurability::Fsync,
+                "buffered" => AuditDurability::Buffered,
+                _ => {
+                    return Err(bad(
+                        "REPRIEVE_AUDIT_DURABILITY",
+                        &v,
+                        "must be `fsync` or `buffered`".into(),
+                    ));
+                }
+            };
         }
         Ok(self)
     }
@@ -163,6 +317,45 @@ mod tests {
         assert!(err.is_err());
         std::fs::write(&file, "lisen = 1\n").expect("write config");
         assert!(ServerConfig::from_file(&file).is_err(), "unknown keys are refused");
+
+        std::fs::write(
+            &file,
+            "[store]\ndata_dir = \"/var/lib/reprieve\"\nbreaker_min_actions = 7\naudit_durability = \"buffered\"\n",
+        )
+        .expect("write config");
+        let c = ServerConfig::from_file(&file).expect("parses");
+        assert_eq!(c.store.data_dir, PathBuf::from("/var/lib/reprieve"));
+        assert_eq!(c.store.store_config().breaker_min_actions, 7);
+        assert_eq!(c.store.audit_durability, AuditDurability::Buffered);
+        assert_eq!(
+            c.store.restore_window_secs,
+            StoreSettings::default().restore_window_secs
+        );
+        let c = c
+            .apply_env(|k| match k {
+                "REPRIEVE_DATA_DIR" => Some("/srv/reprieve".to_string()),
+                "REPRIEVE_AUDIT_DURABILITY" => Some("fsync".to_string()),
+                _ => None,
+            })
+            .expect("env applies");
+        assert_eq!(c.store.data_dir, PathBuf::from("/srv/reprieve"));
+        assert_eq!(c.store.audit_durability, AuditDurability::Fsync);
+        let err = ServerConfig::default()
+            .apply_env(|k| (k == "REPRIEVE_AUDIT_DURABILITY").then(|| "sometimes".to_string()))
+            .expect_err("an unknown durability is refused");
+        assert!(err.to_string().contains("REPRIEVE_AUDIT_DURABILITY"), "{err}");
+        for bad in ["breaker_target = 1.5", "store_dir = \"x\"", "write_queue_records = 0"] {
+            std::fs::write(&file, format!("[store]\n{bad}\n")).expect("write config");
+            let err = ServerConfig::from_file(&file).expect_err(bad);
+            assert!(
+                err.to_string().contains(bad.split(' ').next().unwrap_or_default()),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            ServerConfig::default().store.data_dir,
+            PathBuf::from(reprieve_store::DEFAULT_DATA_DIR)
+        );
     }
 
     #[test]

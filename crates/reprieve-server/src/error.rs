@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use reprieve_model::ModelError;
 use reprieve_proto::FieldError;
+use reprieve_store::StoreError;
 use tonic::Status;
+
+use crate::writer::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -27,6 +30,14 @@ pub enum ServerError {
     Reflection(String),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The configuration is inconsistent (`store.breaker_target: ...`).
+    #[error("configuration: {0}")]
+    Settings(String),
+    /// The feedback store cannot be opened (locked, corrupt, not a store): the message names the directory.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the store writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Why a request is refused (mapped to a status in [`to_status`]).
@@ -48,6 +59,14 @@ pub enum RequestError {
     UnknownModel(String),
     #[error("the call's deadline passed after {done} of {total} objects; send smaller batches or allow more time")]
     DeadlineExceeded { done: usize, total: usize },
+    #[error("this server runs without a feedback store")]
+    NoStore,
+    /// The store refused or failed a write (of verdicts for the audit trail, or of feedback).
+    #[error("{0}")]
+    Write(WriteError),
+    /// The store failed a read, or a verdict could not be encoded for the audit trail: a server fault.
+    #[error("feedback store: {0}")]
+    Store(String),
 }
 
 /// Maps a refused request to its gRPC status (one exhaustive match, the only one).
@@ -59,5 +78,10 @@ pub fn to_status(e: RequestError) -> Status {
         RequestError::NoModel => Status::unavailable(e.to_string()),
         RequestError::UnknownModel(_) => Status::not_found(e.to_string()),
         RequestError::DeadlineExceeded { .. } => Status::deadline_exceeded(e.to_string()),
+        RequestError::NoStore => Status::failed_precondition(e.to_string()),
+        RequestError::Write(WriteError::Invalid(_)) => Status::invalid_argument(e.to_string()),
+        // Nothing was acknowledged: a retry is safe (writes are idempotent, verdicts are recomputed).
+        RequestError::Write(WriteError::Failed(_) | WriteError::Closed) => Status::unavailable(e.to_string()),
+        RequestError::Store(_) => Status::internal(e.to_string()),
     }
 }

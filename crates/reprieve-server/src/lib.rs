@@ -1,17 +1,21 @@
-//! Reprieve's gRPC server: `ReuseScorer` and `Models` over tonic, with `grpc.health.v1` health, server
-//! reflection (v1 and v1alpha, so `grpcurl` works without proto files) and graceful shutdown.
+//! Reprieve's gRPC server: `ReuseScorer`, `Feedback` and `Models` over tonic, with `grpc.health.v1` health,
+//! server reflection (v1 and v1alpha, so `grpcurl` works without proto files) and graceful shutdown.
 //!
 //! ```no_run
 //! # async fn run(model: reprieve_model::Model) -> Result<(), reprieve_server::ServerError> {
 //! use std::sync::Arc;
-//! let state = Arc::new(reprieve_server::AppState::new(reprieve_server::ServerConfig::default()));
+//! // Opens (or creates) the feedback store in `config.store.data_dir` (default `./reprieve-data`).
+//! let state = Arc::new(reprieve_server::AppState::open(reprieve_server::ServerConfig::default())?);
 //! state.install(model, "bundled".into());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
 //! reprieve_server::serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
 //!
-//! - [`scorer`]: scoring, validation first; [`models`]: model info and hot reload.
+//! - [`scorer`]: scoring, validation first, verdicts audited before they are returned; [`models`]: model info and
+//!   hot reload (a new version is promoted in the feedback store).
+//! - [`feedback`]: actions, restores, precision, the audit trail and the breaker over gRPC.
+//! - [`store`]: the feedback store as the server runs it; [`writer`]: its group-commit writer thread.
 //! - [`state`]: the active model, swapped atomically; [`config`]: layered configuration.
 //! - [`error`]: the single mapping from refused requests to gRPC status codes.
 //! - [`auth`]: the bearer-token guard admin calls opt into; [`deadline`]: client deadlines inside a batch.
@@ -21,27 +25,34 @@ pub mod auth;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod feedback;
 pub mod models;
 pub mod scorer;
 pub mod state;
+pub mod store;
 pub mod telemetry;
+pub mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use reprieve_proto::v1::feedback_server::FeedbackServer;
 use reprieve_proto::v1::models_server::ModelsServer;
 use reprieve_proto::v1::reuse_scorer_server::ReuseScorerServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-pub use config::ServerConfig;
+pub use config::{AuditDurability, ServerConfig, StoreSettings};
 pub use error::ServerError;
 pub use models::{ReloadOutcome, reload_configured};
+/// The store crate, for callers that read a server's store ([`AppState::feedback`]).
+pub use reprieve_store;
 pub use state::AppState;
 pub use telemetry::serve_metrics;
 
-/// Serves every Reprieve service on `listener` until `shutdown` completes; in-flight calls are finished first.
+/// Serves every Reprieve service on `listener` until `shutdown` completes; in-flight calls are finished first,
+/// then the feedback store is closed (queued writes committed and flushed, the session marked clean).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -82,6 +93,7 @@ pub async fn serve(
         "reprieve gRPC server listening"
     );
     let upkeep = tokio::spawn(telemetry::upkeep(state.clone()));
+    let maintenance = state.feedback().cloned().map(|f| tokio::spawn(store::maintain(f)));
     let served = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -92,12 +104,35 @@ pub async fn serve(
                 .max_encoding_message_size(max),
         )
         .add_service(ModelsServer::new(models::ModelsService::new(state.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .add_service(
+            FeedbackServer::new(feedback::FeedbackService::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await;
     upkeep.abort();
+    if let Some(task) = maintenance {
+        task.abort();
+        let _ = task.await;
+    }
+    state.close().await;
     served?;
     tracing::info!("reprieve gRPC server stopped");
     Ok(())
+}
+
+/// The accepted connections of `listener`, with Nagle's algorithm off: without it a small response waits for the
+/// client's delayed ACK (about 40 ms on Linux), which dwarfs the time it takes to score.
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
 }
 
 /// Binds `config.metrics_listen`, if set.

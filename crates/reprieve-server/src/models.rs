@@ -1,4 +1,6 @@
-//! `reprieve.v1.Models`: what model is serving, and atomic reloads that never leave the server without one.
+//! `reprieve.v1.Models`: what model is serving, and atomic reloads that never leave the server without one. A
+//! reload that puts another model version in service promotes it in the feedback store ([`AppState::install`]),
+//! which closes the precision breakers of the other versions.
 
 use std::path::PathBuf;
 use std::sync::Arc;

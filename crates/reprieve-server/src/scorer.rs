@@ -1,5 +1,12 @@
 //! `reprieve.v1.ReuseScorer`: unary and streaming scoring. Validation comes first in every handler.
+//!
+//! With a feedback store, each object's scope is checked against the precision breakers (an open one turns
+//! `DELETE_CANDIDATE` into `REVIEW` with `PRECISION_BREAKER`), and every verdict is handed to the audit trail and
+//! acknowledged there **before** the response that carries it is sent: a verdict that reached a client is in the
+//! audit trail (with `audit_durability = "fsync"`, on disk). A stream overlaps the audit commit of one chunk with
+//! the scoring of the next, and answers its chunks in order.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,6 +15,7 @@ use reprieve_proto::FieldError;
 use reprieve_proto::convert::{record_from_pb, verdict_to_pb};
 use reprieve_proto::v1::reuse_scorer_server::ReuseScorer;
 use reprieve_proto::v1::{self, ScoreRequest, ScoreResponse, ScoreStreamRequest, ScoreStreamResponse};
+use reprieve_store::{AuditRecord, EncodedVerdict};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -17,9 +25,19 @@ use crate::deadline;
 use crate::error::{RequestError, to_status};
 use crate::state::{AppState, LoadedModel, now_unix};
 use crate::telemetry::Call;
+use crate::writer::Pending;
 
 /// How many scored chunks a stream may have in flight to a slow client before the server stops reading.
 const STREAM_BUFFER: usize = 2;
+/// How many scored chunks of a stream may wait for their audit commit while the next one is scored.
+const AUDIT_PIPELINE: usize = 2;
+
+/// A scored batch: the wire verdicts, and the same verdicts encoded for the audit trail (empty without a store).
+#[derive(Debug)]
+pub struct ScoredBatch {
+    pub verdicts: Vec<v1::Verdict>,
+    pub audit: Vec<EncodedVerdict>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ScorerService {
@@ -34,7 +52,8 @@ impl ScorerService {
 
 /// Scores one batch of wire records: every record is converted and validated before any is scored, so a bad
 /// request is refused whole with the first offending field named (`objects[i].field`). `deadline` is checked
-/// between objects: a batch that cannot finish in time is abandoned with `DEADLINE_EXCEEDED`.
+/// between objects: a batch that cannot finish in time is abandoned with `DEADLINE_EXCEEDED`. With a feedback
+/// store, open breakers apply and the verdicts come back encoded for the audit trail too.
 pub fn score_batch(
     state: &AppState,
     model: &LoadedModel,
@@ -42,7 +61,7 @@ pub fn score_batch(
     at: UnixSeconds,
     what: &'static str,
     deadline: Option<Instant>,
-) -> Result<Vec<v1::Verdict>, RequestError> {
+) -> Result<ScoredBatch, RequestError> {
     let limit = state.config.max_objects_per_request;
     if objects.len() > limit {
         return Err(RequestError::TooMany {
@@ -72,21 +91,57 @@ pub fn score_batch(
         records.push(record);
     }
     let mut tally = state.telemetry.tally();
+    let feedback = state.feedback();
+    let version = model.engine.model.version();
+    let schema_hash = &model.engine.model.artifact().feature_schema.hash;
     let mut verdicts = Vec::with_capacity(records.len());
+    let mut audit = Vec::with_capacity(if feedback.is_some() { records.len() } else { 0 });
     for (i, record) in records.iter().enumerate() {
         if deadline::expired(deadline) {
             return Err(late(i));
         }
-        let verdict = model.engine.score(record, at, ScopeState::default()).verdict;
+        let scope = ScopeState {
+            breaker_open: feedback.is_some_and(|f| f.breaker_open(version, &record.tenant, &record.key)),
+            ..ScopeState::default()
+        };
+        let scored = model.engine.score(record, at, scope);
         if let Some(tally) = &mut tally {
-            tally.add(&verdict);
+            tally.add(&scored.verdict);
         }
-        verdicts.push(verdict_to_pb(&verdict));
+        verdicts.push(verdict_to_pb(&scored.verdict));
+        if feedback.is_some() {
+            let audited = AuditRecord {
+                features: scored.features.values().to_vec(),
+                verdict: scored.verdict,
+                feature_names_hash: schema_hash.clone(),
+                source: "grpc".to_string(),
+            };
+            // The encoding (the costly part of auditing) happens here, on the request's own thread.
+            audit.push(EncodedVerdict::new(&audited).map_err(|e| RequestError::Store(e.to_string()))?);
+        }
     }
     if let Some(tally) = tally {
         state.telemetry.record_verdicts(tally);
     }
-    Ok(verdicts)
+    Ok(ScoredBatch { verdicts, audit })
+}
+
+/// Hands a scored batch's verdicts to the audit trail (waiting for room in the writer's queue) and returns the
+/// acknowledgement to await before the verdicts may leave; `None` without a store or verdicts.
+async fn queue_audit(state: &AppState, audit: Vec<EncodedVerdict>) -> Result<Option<Pending>, RequestError> {
+    match state.feedback() {
+        Some(feedback) if !audit.is_empty() => feedback.audit(audit).await.map(Some).map_err(RequestError::Write),
+        _ => Ok(None),
+    }
+}
+
+/// Waits for an audit acknowledgement.
+async fn audited(state: &AppState, pending: Option<Pending>) -> Result<(), RequestError> {
+    if let Some(pending) = pending {
+        let ack = pending.wait().await.map_err(RequestError::Write)?;
+        state.telemetry.record_audit(ack);
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -96,17 +151,22 @@ impl ReuseScorer for ScorerService {
         let deadline = deadline::from_metadata(request.metadata());
         let request = request.into_inner();
         call.objects(request.objects.len());
-        let result = call.span().in_scope(|| {
+        let span = call.span().clone();
+        let result = async {
             let model = self.state.current().ok_or_else(|| to_status(RequestError::NoModel))?;
             let at = request.at_unix.unwrap_or_else(now_unix);
-            let verdicts =
+            let scored =
                 score_batch(&self.state, &model, request.objects, at, "objects", deadline).map_err(to_status)?;
+            let pending = queue_audit(&self.state, scored.audit).await.map_err(to_status)?;
+            audited(&self.state, pending).await.map_err(to_status)?;
             Ok(ScoreResponse {
-                verdicts,
+                verdicts: scored.verdicts,
                 model_version: model.engine.model.version().to_string(),
                 at_unix: at,
             })
-        });
+        }
+        .instrument(span)
+        .await;
         call.finish(result.as_ref().map(|_| ()));
         result.map(Response::new)
     }
@@ -132,30 +192,33 @@ impl ReuseScorer for ScorerService {
                 let mut stream_at: Option<UnixSeconds> = None;
                 let mut chunk_index = 0usize;
                 let mut objects = 0usize;
-                // The stream's outcome: the status sent to the client, or CANCELLED when the client went away.
-                let mut outcome = Ok(());
-                loop {
+                // Scored chunks waiting for their audit acknowledgement, oldest first.
+                let mut waiting: VecDeque<Waiting> = VecDeque::new();
+                let end = 'stream: loop {
+                    while waiting.len() >= AUDIT_PIPELINE {
+                        if let Some(item) = waiting.pop_front()
+                            && let Err(end) = deliver(&state, &tx, item, deadline).await
+                        {
+                            break 'stream end;
+                        }
+                    }
                     let next = match deadline {
                         None => inbound.message().await,
                         Some(d) => match tokio::time::timeout_at(d.into(), inbound.message()).await {
                             Ok(next) => next,
                             Err(_) => {
-                                let status = Status::deadline_exceeded(format!(
+                                break 'stream End::Fail(Status::deadline_exceeded(format!(
                                     "the stream's deadline passed after {objects} objects, waiting for chunk {chunk_index}"
-                                ));
-                                let _ = tx.send(Err(status.clone())).await;
-                                outcome = Err(status);
-                                break;
+                                )));
                             }
                         },
                     };
                     let chunk = match next {
                         Ok(Some(chunk)) => chunk,
-                        Ok(None) => break,
+                        Ok(None) => break End::Done,
                         Err(status) => {
                             tracing::debug!(%status, "score stream ended by the client");
-                            outcome = Err(Status::cancelled(format!("the client ended the stream: {status}")));
-                            break;
+                            break End::Gone(Status::cancelled(format!("the client ended the stream: {status}")));
                         }
                     };
                     objects += chunk.objects.len();
@@ -163,36 +226,92 @@ impl ReuseScorer for ScorerService {
                     let at = chunk.at_unix.or(stream_at).unwrap_or(opened_at);
                     stream_at.get_or_insert(at);
                     // The model is taken per chunk, so a reload takes effect at a chunk boundary.
-                    let result = match state.current() {
-                        None => Err(to_status(RequestError::NoModel)),
-                        Some(model) => score_batch(&state, &model, chunk.objects, at, "objects", deadline)
-                            .map(|verdicts| ScoreStreamResponse {
-                                verdicts,
-                                model_version: model.engine.model.version().to_string(),
-                                at_unix: at,
-                            })
-                            .map_err(|e| {
-                                let status = to_status(e);
-                                Status::new(status.code(), format!("chunk {chunk_index}: {}", status.message()))
-                            }),
+                    let Some(model) = state.current() else {
+                        break End::Fail(to_status(RequestError::NoModel));
                     };
-                    let failed = result.as_ref().err().cloned();
-                    if tx.send(result).await.is_err() {
-                        outcome = Err(Status::cancelled("the client stopped reading the stream"));
-                        break;
-                    }
-                    if let Some(status) = failed {
-                        outcome = Err(status);
-                        break;
-                    }
+                    let scored = match score_batch(&state, &model, chunk.objects, at, "objects", deadline) {
+                        Ok(scored) => scored,
+                        Err(e) => break End::Fail(chunk_status(chunk_index, e)),
+                    };
+                    let pending = match queue_audit(&state, scored.audit).await {
+                        Ok(pending) => pending,
+                        Err(e) => break End::Fail(chunk_status(chunk_index, e)),
+                    };
+                    let response = ScoreStreamResponse {
+                        verdicts: scored.verdicts,
+                        model_version: model.engine.model.version().to_string(),
+                        at_unix: at,
+                    };
+                    waiting.push_back((chunk_index, pending, response));
                     chunk_index += 1;
+                };
+                // Chunks scored before the end are answered first, in order.
+                let mut end = end;
+                if !matches!(end, End::Gone(_)) {
+                    while let Some(item) = waiting.pop_front() {
+                        if let Err(failed) = deliver(&state, &tx, item, deadline).await {
+                            end = failed;
+                            break;
+                        }
+                    }
                 }
+                // The stream's outcome: the status sent to the client, or CANCELLED when the client went away.
+                let outcome = match end {
+                    End::Done => Ok(()),
+                    End::Fail(status) => {
+                        let _ = tx.send(Err(status.clone())).await;
+                        Err(status)
+                    }
+                    End::Gone(status) => Err(status),
+                };
                 call.finish(outcome.as_ref().err().map_or(Ok(()), Err));
             }
             .instrument(span),
         );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// A scored chunk waiting for its audit acknowledgement: its index, the acknowledgement, the response.
+type Waiting = (usize, Option<Pending>, ScoreStreamResponse);
+
+/// How the reading side of a stream ended.
+enum End {
+    /// The client finished sending.
+    Done,
+    /// A status to send to the client after the chunks before it.
+    Fail(Status),
+    /// The client went away: nothing more to send.
+    Gone(Status),
+}
+
+fn chunk_status(index: usize, e: RequestError) -> Status {
+    let status = to_status(e);
+    Status::new(status.code(), format!("chunk {index}: {}", status.message()))
+}
+
+/// Waits for a scored chunk's audit acknowledgement (within the stream's deadline), then sends its response.
+async fn deliver(
+    state: &AppState,
+    tx: &mpsc::Sender<Result<ScoreStreamResponse, Status>>,
+    (index, pending, response): Waiting,
+    deadline: Option<Instant>,
+) -> Result<(), End> {
+    let acked = match deadline {
+        None => audited(state, pending).await,
+        Some(d) => match tokio::time::timeout_at(d.into(), audited(state, pending)).await {
+            Ok(acked) => acked,
+            Err(_) => {
+                return Err(End::Fail(Status::deadline_exceeded(format!(
+                    "chunk {index}: the stream's deadline passed while its verdicts were being audited"
+                ))));
+            }
+        },
+    };
+    acked.map_err(|e| End::Fail(chunk_status(index, e)))?;
+    tx.send(Ok(response))
+        .await
+        .map_err(|_| End::Gone(Status::cancelled("the client stopped reading the stream")))
 }
 
 #[cfg(test)]
@@ -212,7 +331,8 @@ mod tests {
         };
         let at = 1_780_000_000;
         let ok = score_batch(&state, &loaded, vec![object.clone(); 3], at, "objects", None).expect("no deadline");
-        assert_eq!(ok.len(), 3);
+        assert_eq!(ok.verdicts.len(), 3);
+        assert!(ok.audit.is_empty(), "no store, nothing to audit");
         let err = score_batch(&state, &loaded, vec![object; 3], at, "objects", Some(Instant::now()))
             .expect_err("deadline already passed");
         assert!(matches!(err, RequestError::DeadlineExceeded { total: 3, .. }), "{err}");

@@ -12,6 +12,22 @@
 //! | `reprieve_verdict_reasons_total` | `class`, `reason` |
 //! | `reprieve_reuse_probability` (histogram) | |
 //! | `reprieve_model_active` (gauge, 1 for the model in service, 0 for ones replaced) | `version` |
+//! | `reprieve_audit_records_total` (verdicts written to the audit trail; `duplicate`: id already there) | `result` |
+//! | `reprieve_feedback_events_total` | `kind` (`action`, `restore`), `result` (`accepted`, `duplicate`) |
+//! | `reprieve_restores_matched_total` (restores matched to an action: false positives) | |
+//! | `reprieve_store_commit_seconds` (histogram, one per group commit or flush) | `durable` |
+//! | `reprieve_store_commit_records` (histogram: records per group commit) | |
+//! | `reprieve_audit_pruned_total` | |
+//! | `reprieve_false_delete_rate` (gauge, M4: restored / let go, over `precision_window_secs`) | `model_version`, `class` |
+//! | `reprieve_false_delete_rate_upper_95` (gauge, its one-sided 95% Clopper-Pearson bound) | `model_version`, `class` |
+//! | `reprieve_prediction_precision` (gauge, M10: 1 - false-delete rate) | `model_version`, `class` |
+//! | `reprieve_time_to_recover_median_seconds` (gauge, M5; NaN without restores) | `model_version`, `class` |
+//! | `reprieve_feedback_actions`, `reprieve_feedback_restored_actions` (gauges, the counts behind M4) | `model_version`, `class` |
+//! | `reprieve_breaker_open` (gauge, 1 open, 0 closed since) | `model_version`, `tenant`, `prefix` |
+//! | `reprieve_breakers_open` (gauge) | |
+//!
+//! The precision gauges pool tenants and prefixes (bounded label sets); `GetPrecision` has the full breakdown.
+//! They are recomputed every `store.metrics_refresh_secs` when feedback arrived; breaker gauges change at once.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +39,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use reprieve_core::{ReasonCode, Verdict, VerdictClass};
+use reprieve_store::{Ack, BreakerScope, PrecisionRow};
 use tokio::net::TcpListener;
 use tonic::{Code, Status};
 use tracing::Span;
@@ -33,6 +50,10 @@ use crate::state::AppState;
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+const COMMIT_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.0,
+];
+const GROUP_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 20_000.0, 50_000.0];
 const PROBABILITY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
 ];
@@ -43,6 +64,8 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Telemetry {
     prometheus: Option<Prometheus>,
+    /// Label sets of the precision gauges last set, so that rows that left the window are cleared.
+    precision_labels: std::sync::Mutex<Vec<(String, &'static str)>>,
 }
 
 #[derive(Debug)]
@@ -67,11 +90,18 @@ impl Telemetry {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("reprieve_reuse_probability".into()), PROBABILITY_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("reprieve_store_commit_seconds".into()), COMMIT_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("reprieve_store_commit_records".into()), GROUP_BUCKETS)
+            })
             .unwrap_or_else(|_| unreachable!("the bucket lists are constant and non-empty"));
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let telemetry = Self {
             prometheus: Some(Prometheus { recorder, handle }),
+            precision_labels: std::sync::Mutex::default(),
         };
         telemetry.with(|| {
             metrics::describe_counter!("reprieve_grpc_requests_total", "gRPC calls by method and status code");
@@ -88,6 +118,49 @@ impl Telemetry {
                 "reprieve_model_active",
                 "1 for the model version in service, 0 for replaced"
             );
+            metrics::describe_counter!("reprieve_audit_records_total", "Verdicts written to the audit trail");
+            metrics::describe_counter!("reprieve_feedback_events_total", "Actions and restores recorded");
+            metrics::describe_counter!(
+                "reprieve_restores_matched_total",
+                "Restores matched to an earlier action (false positives)"
+            );
+            metrics::describe_histogram!(
+                "reprieve_store_commit_seconds",
+                metrics::Unit::Seconds,
+                "Group commits (and flushes) of the feedback store"
+            );
+            metrics::describe_histogram!("reprieve_store_commit_records", "Records per group commit");
+            metrics::describe_counter!(
+                "reprieve_audit_pruned_total",
+                "Audit records pruned after the retention"
+            );
+            metrics::describe_gauge!(
+                "reprieve_false_delete_rate",
+                "M4: share of actions that let an object go that were followed by a restore"
+            );
+            metrics::describe_gauge!(
+                "reprieve_false_delete_rate_upper_95",
+                "One-sided 95% Clopper-Pearson upper bound of the false-delete rate"
+            );
+            metrics::describe_gauge!(
+                "reprieve_prediction_precision",
+                "M10: share of acted-on verdicts not followed by a restore"
+            );
+            metrics::describe_gauge!(
+                "reprieve_time_to_recover_median_seconds",
+                metrics::Unit::Seconds,
+                "M5: median time from the need (or the action) to the restore"
+            );
+            metrics::describe_gauge!(
+                "reprieve_feedback_actions",
+                "Actions that let an object go, in the window"
+            );
+            metrics::describe_gauge!(
+                "reprieve_feedback_restored_actions",
+                "Of those, actions matched by a restore"
+            );
+            metrics::describe_gauge!("reprieve_breaker_open", "1 while the scope's precision breaker is open");
+            metrics::describe_gauge!("reprieve_breakers_open", "Precision breakers open");
         });
         telemetry
     }
@@ -166,6 +239,110 @@ impl Telemetry {
             }
             metrics::gauge!("reprieve_model_active", "version" => new.to_string()).set(1.0);
         });
+    }
+}
+
+impl Telemetry {
+    /// One group commit (or flush, `records` 0) of the store writer.
+    pub fn record_store_commit(&self, durable: bool, records: usize, elapsed: Duration) {
+        self.with(|| {
+            let durable = if durable { "true" } else { "false" };
+            metrics::histogram!("reprieve_store_commit_seconds", "durable" => durable).record(elapsed.as_secs_f64());
+            if records > 0 {
+                metrics::histogram!("reprieve_store_commit_records").record(records as f64);
+            }
+        });
+    }
+
+    /// Verdicts acknowledged by the audit trail.
+    pub fn record_audit(&self, ack: Ack) {
+        self.with(|| {
+            metrics::counter!("reprieve_audit_records_total", "result" => "accepted").increment(ack.accepted.into());
+            metrics::counter!("reprieve_audit_records_total", "result" => "duplicate").increment(ack.duplicates.into());
+        });
+    }
+
+    /// A feedback write of `kind` (`action` or `restore`) acknowledged.
+    pub fn record_feedback(&self, kind: &'static str, ack: Ack) {
+        self.with(|| {
+            metrics::counter!("reprieve_feedback_events_total", "kind" => kind, "result" => "accepted")
+                .increment(ack.accepted.into());
+            metrics::counter!("reprieve_feedback_events_total", "kind" => kind, "result" => "duplicate")
+                .increment(ack.duplicates.into());
+            if ack.matched > 0 {
+                metrics::counter!("reprieve_restores_matched_total").increment(ack.matched.into());
+            }
+        });
+    }
+
+    pub fn record_pruned(&self, removed: u64) {
+        self.with(|| metrics::counter!("reprieve_audit_pruned_total").increment(removed));
+    }
+
+    /// The breaker of `scope` opened (`true`) or closed.
+    pub fn record_breaker(&self, scope: &BreakerScope, open: bool) {
+        self.with(|| {
+            metrics::gauge!(
+                "reprieve_breaker_open",
+                "model_version" => scope.model_version.clone(),
+                "tenant" => scope.tenant.clone(),
+                "prefix" => scope.prefix.clone()
+            )
+            .set(if open { 1.0 } else { 0.0 });
+        });
+    }
+
+    pub fn record_breakers_open(&self, n: usize) {
+        self.with(|| metrics::gauge!("reprieve_breakers_open").set(n as f64));
+    }
+
+    /// Sets the precision gauges from rows pooled by model version x class; label sets no longer present are
+    /// cleared (counts 0, rates NaN).
+    pub fn record_precision(&self, rows: &[PrecisionRow]) {
+        if !self.is_enabled() {
+            return;
+        }
+        let mut previous = self
+            .precision_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: Vec<(String, &'static str)> = rows
+            .iter()
+            .map(|r| (r.model_version.clone(), r.class.map_or("UNKNOWN", VerdictClass::as_str)))
+            .collect();
+        self.with(|| {
+            let set = |model: &str, class: &'static str, values: [f64; 6]| {
+                let names = [
+                    "reprieve_feedback_actions",
+                    "reprieve_feedback_restored_actions",
+                    "reprieve_false_delete_rate",
+                    "reprieve_false_delete_rate_upper_95",
+                    "reprieve_prediction_precision",
+                    "reprieve_time_to_recover_median_seconds",
+                ];
+                for (name, value) in names.into_iter().zip(values) {
+                    metrics::gauge!(name, "model_version" => model.to_string(), "class" => class).set(value);
+                }
+            };
+            for (model, class) in previous.iter().filter(|l| !now.contains(l)) {
+                set(model, class, [0.0, 0.0, f64::NAN, f64::NAN, f64::NAN, f64::NAN]);
+            }
+            for (r, (model, class)) in rows.iter().zip(&now) {
+                set(
+                    model,
+                    class,
+                    [
+                        r.actions as f64,
+                        r.restores as f64,
+                        r.false_delete_rate,
+                        r.false_delete_upper_95,
+                        1.0 - r.false_delete_rate,
+                        r.median_time_to_recover_secs.unwrap_or(f64::NAN),
+                    ],
+                );
+            }
+        });
+        *previous = now;
     }
 }
 

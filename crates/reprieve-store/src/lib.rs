@@ -7,6 +7,11 @@
 //! disk and a crash leaves either all of it or none of it. Writers are serialised by a mutex; a request's own
 //! earlier writes are visible to its later events through an in-memory overlay.
 //!
+//! [`Store::write_group`] applies several requests as one batch with one flush (a group commit: the server's
+//! writer thread uses it so that concurrent requests share an fsync); each request still gets its own [`Ack`].
+//! Verdicts are encoded for the audit trail by [`EncodedVerdict::new`], outside the writer lock; the feature
+//! vector is stored as raw doubles behind a JSON head (see the `audit` module).
+//!
 //! # Matching restores
 //! A restore of (tenant, key) at `t` is matched to the latest action on that object that is not `Ignored`, with
 //! `action.at <= t <= action.at + restore_window_secs` (ties on time: the greater event id). Matching does not
@@ -28,6 +33,7 @@
 //! [`Store::reset_breaker`] (audited) or [`Store::promote_model`] close it. [`Store::breaker_open`] reads an
 //! in-memory cache kept in step with every write.
 
+mod audit;
 mod keys;
 mod types;
 
@@ -43,10 +49,18 @@ use serde::{Deserialize, Serialize};
 
 pub use types::{
     Ack, ActedVerdict, ActionEvent, ActionKind, AuditRecord, BreakerEvent, BreakerEventKind, BreakerScope,
-    BreakerState, PrecisionFilter, PrecisionRow, RestoreEvent, StoreConfig, StoreError,
+    BreakerState, PrecisionFilter, PrecisionRow, RestoreEvent, StoreConfig, StoreError, VerdictPage, WriteRequest,
 };
 
+pub use audit::EncodedVerdict;
+
 use keys::*;
+
+/// Where `reprieve serve` and the `reprieve feedback` commands keep the store when no data directory is given.
+pub const DEFAULT_DATA_DIR: &str = "./reprieve-data";
+
+/// Most audit records [`Store::prune_audit`] removes in one commit.
+pub const PRUNE_CHUNK: usize = 10_000;
 
 /// File written into every store directory; a non-empty directory without it is refused.
 const MARKER_FILE: &str = "REPRIEVE_STORE";
@@ -88,9 +102,33 @@ type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Default)]
 struct Pending {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Audit records (`V` keys, never ranged over while staging), shared with their encoded form, not copied.
+    verdicts: HashMap<sled::IVec, sled::IVec>,
+    /// Inserts of keys no staged read ever looks at (audit indexes): no overlay needed.
+    appends: Vec<(sled::IVec, sled::IVec)>,
+    /// The actions staged (also in `writes`, encoded), so that breaker accounting need not decode them again.
+    staged_actions: HashMap<String, StoredAction>,
 }
 
 impl Pending {
+    fn append(&mut self, k: sled::IVec, v: sled::IVec) {
+        self.appends.push((k, v));
+    }
+
+    fn put_verdict(&mut self, k: sled::IVec, v: sled::IVec) {
+        self.verdicts.insert(k, v);
+    }
+
+    fn contains(&self, db: &sled::Db, k: &[u8]) -> Result<bool, StoreError> {
+        if self.verdicts.contains_key(k) {
+            return Ok(true);
+        }
+        match self.writes.get(k) {
+            Some(v) => Ok(v.is_some()),
+            None => Ok(db.contains_key(k)?),
+        }
+    }
+
     fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
         self.writes.insert(k, Some(v));
     }
@@ -100,6 +138,9 @@ impl Pending {
     }
 
     fn get(&self, db: &sled::Db, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.verdicts.get(k) {
+            return Ok(Some(v.to_vec()));
+        }
         match self.writes.get(k) {
             Some(v) => Ok(v.clone()),
             None => Ok(db.get(k)?.map(|v| v.to_vec())),
@@ -124,6 +165,9 @@ impl Pending {
 
     fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();
+        for (k, v) in self.verdicts.into_iter().chain(self.appends) {
+            batch.insert(k, v);
+        }
         for (k, v) in self.writes {
             match v {
                 Some(v) => batch.insert(k, v),
@@ -143,6 +187,17 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError
         key: String::from_utf8_lossy(key).into_owned(),
         detail: e.to_string(),
     })
+}
+
+/// Refuses a request with an event without an id (nothing of it is written).
+fn check_ids<'a>(
+    mut events: impl Iterator<Item = (&'a String, &'a String, &'a String)>,
+    what: &str,
+) -> Result<(), StoreError> {
+    match events.find(|(id, _, _)| id.is_empty()) {
+        Some((_, tenant, key)) => Err(StoreError::Invalid(format!("{what} {tenant}/{key} without event_id"))),
+        None => Ok(()),
+    }
 }
 
 fn count(n: usize) -> u32 {
@@ -226,6 +281,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether `dir` holds a store (its marker file is there). Callers that must not create a store, such as
+    /// read-only commands, check this before [`Store::open`], which creates one in a missing or empty directory.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(MARKER_FILE).is_file()
+    }
+
     /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -235,10 +296,77 @@ impl Store {
         &self.config
     }
 
-    fn commit(&self, pending: Pending) -> Result<(), StoreError> {
+    /// Applies `pending` as one atomic batch; with `durable`, flushes (fsync) before returning.
+    fn commit(&self, pending: Pending, durable: bool) -> Result<(), StoreError> {
         self.db.apply_batch(pending.into_batch())?;
+        if durable {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write applied so far durable (what a buffered writer calls on its timer).
+    pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Group commits
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// Applies several write requests as **one** atomic sled batch, in order (a request sees the writes of the
+    /// requests before it), and with `durable` flushes once for all of them: a group commit. Returns one answer
+    /// per request: a request refused as invalid (`Err`) writes nothing and does not stop the others. An `Err` of
+    /// the call itself (I/O) means nothing of the group was acknowledged.
+    ///
+    /// With `durable = false` the writes are applied (visible to every reader) but reach the disk only on a later
+    /// durable write, [`Store::flush`], or sled's own periodic flush: a crash can lose them. Breakers the group
+    /// opens are dated with the latest action or restore time in the whole group.
+    #[allow(clippy::type_complexity)]
+    pub fn write_group(
+        &self,
+        requests: &[WriteRequest<'_>],
+        durable: bool,
+    ) -> Result<Vec<Result<Ack, StoreError>>, StoreError> {
+        let mut scopes = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = Pending::default();
+        let mut dirty = Vec::new();
+        let mut latest = i64::MIN;
+        let mut out = Vec::with_capacity(requests.len());
+        for request in requests {
+            let answer = match request {
+                WriteRequest::Verdicts(records) => Ok(self.stage_verdicts(&mut p, records)?),
+                WriteRequest::Actions(events) => {
+                    match check_ids(events.iter().map(|e| (&e.event_id, &e.tenant, &e.key)), "action on") {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            latest = events.iter().map(|e| e.at).fold(latest, i64::max);
+                            Ok(self.stage_actions(&mut p, events, &mut dirty)?)
+                        }
+                    }
+                }
+                WriteRequest::Restores(events) => {
+                    match check_ids(events.iter().map(|e| (&e.event_id, &e.tenant, &e.key)), "restore of") {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            latest = events.iter().map(|e| e.at).fold(latest, i64::max);
+                            Ok(self.stage_restores(&mut p, events, &mut dirty)?)
+                        }
+                    }
+                }
+            };
+            out.push(answer);
+        }
+        self.finish(&mut scopes, p, dirty, latest, durable)?;
+        Ok(out)
+    }
+
+    /// One request on its own, durable on return.
+    fn write_one(&self, request: WriteRequest<'_>) -> Result<Ack, StoreError> {
+        self.write_group(&[request], true)?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Invalid("no answer for the request".into())))
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -246,58 +374,80 @@ impl Store {
     // ---------------------------------------------------------------------------------------------------------
 
     /// Appends issued verdicts to the audit trail (durable on return). A verdict id already stored is a duplicate
-    /// and is left as it was. Non-finite probabilities or features are refused (JSON cannot keep them).
+    /// and is left as it was. Non-finite probabilities or features are refused. Encode with
+    /// [`EncodedVerdict::new`] and use [`Store::write_group`] to keep the encoding out of the writer lock.
     pub fn record_verdicts(&self, records: &[AuditRecord]) -> Result<Ack, StoreError> {
-        for r in records {
-            if r.verdict.verdict_id.is_empty() {
-                return Err(StoreError::Invalid("a verdict without verdict_id".into()));
-            }
-            if !r.verdict.probability.is_finite() || r.features.iter().any(|f| !f.is_finite()) {
-                return Err(StoreError::Invalid(format!(
-                    "verdict {}: non-finite probability or feature",
-                    r.verdict.verdict_id
-                )));
-            }
-        }
-        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut p = Pending::default();
+        let encoded = records.iter().map(EncodedVerdict::new).collect::<Result<Vec<_>, _>>()?;
+        self.write_one(WriteRequest::Verdicts(&encoded))
+    }
+
+    fn stage_verdicts(&self, p: &mut Pending, records: &[EncodedVerdict]) -> Result<Ack, StoreError> {
         let mut ack = Ack::default();
         for r in records {
-            let v = &r.verdict;
-            let k = simple(VERDICT, &v.verdict_id);
-            if p.get(&self.db, &k)?.is_some() {
+            if p.contains(&self.db, &r.verdict_key)? {
                 ack.duplicates += 1;
                 continue;
             }
-            p.put(k, encode(r)?);
-            p.put(
-                object_at(VERDICT_BY_KEY, &v.tenant, &v.key, v.scored_at, &v.verdict_id),
-                Vec::new(),
-            );
-            p.put(time_key(v.scored_at, &v.verdict_id), Vec::new());
+            // Shared buffers, encoded by the caller: staging a verdict copies nothing.
+            p.put_verdict(r.verdict_key.clone(), r.value.clone());
+            // The indexes are never read while a group is staged: they go straight into the batch.
+            p.append(r.by_key.clone(), sled::IVec::default());
+            p.append(r.by_time.clone(), sled::IVec::default());
             ack.accepted += 1;
         }
-        self.commit(p)?;
         Ok(ack)
     }
 
     /// One audited verdict by id.
     pub fn verdict(&self, verdict_id: &str) -> Result<Option<AuditRecord>, StoreError> {
         let k = simple(VERDICT, verdict_id);
-        self.db.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.db.get(&k)?.map(|v| audit::decode(&k, &v)).transpose()
     }
 
     /// The verdicts issued for (tenant, key), newest first, at most `limit`.
     pub fn verdicts_for_key(&self, tenant: &str, key: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self
+            .verdicts_for_key_page(tenant, key, i64::MIN, i64::MAX, limit, None)?
+            .records)
+    }
+
+    /// The verdicts issued for (tenant, key) and scored in `[from, to]`, newest first, at most `limit`, starting
+    /// after `page` (a [`VerdictPage::next`] of the same query).
+    pub fn verdicts_for_key_page(
+        &self,
+        tenant: &str,
+        key: &str,
+        from: UnixSeconds,
+        to: UnixSeconds,
+        limit: usize,
+        page: Option<&[u8]>,
+    ) -> Result<VerdictPage, StoreError> {
         let prefix = object_prefix(VERDICT_BY_KEY, tenant, key);
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(&prefix).rev() {
-            if out.len() >= limit {
+        if from > to {
+            return Ok(VerdictPage::default());
+        }
+        let lo = [prefix.as_slice(), &ts(from)].concat();
+        let mut hi = match to.checked_add(1) {
+            Some(t) => [prefix.as_slice(), &ts(t)].concat(),
+            None => prefix_end(&prefix),
+        };
+        if let Some(after) = page {
+            if !after.starts_with(&prefix) {
+                return Err(StoreError::Invalid("the page token belongs to another query".into()));
+            }
+            hi = hi.min(after.to_vec());
+        }
+        let mut out = VerdictPage::default();
+        let mut last = None;
+        for kv in self.db.range(lo..hi).rev() {
+            let (k, _) = kv?;
+            if out.records.len() >= limit {
+                out.next = last;
                 break;
             }
-            let (k, _) = kv?;
             if let Some(r) = self.verdict(&object_at_id(&k, prefix.len()))? {
-                out.push(r);
+                out.records.push(r);
+                last = Some(k.to_vec());
             }
         }
         Ok(out)
@@ -310,48 +460,89 @@ impl Store {
         to: UnixSeconds,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut out = Vec::new();
+        Ok(self.verdicts_between_page(from, to, None, limit, None)?.records)
+    }
+
+    /// The verdicts scored in `[from, to]`, of `tenant` if given (filtered while scanning), oldest first, at most
+    /// `limit`, starting after `page` (a [`VerdictPage::next`] of the same query).
+    pub fn verdicts_between_page(
+        &self,
+        from: UnixSeconds,
+        to: UnixSeconds,
+        tenant: Option<&str>,
+        limit: usize,
+        page: Option<&[u8]>,
+    ) -> Result<VerdictPage, StoreError> {
         if from > to {
-            return Ok(out);
+            return Ok(VerdictPage::default());
         }
-        let lo = time_key(from, "");
+        let mut lo = time_key(from, "");
         let hi = match to.checked_add(1) {
             Some(t) => time_key(t, ""),
             None => prefix_end(&[VERDICT_BY_TIME]),
         };
+        if let Some(after) = page {
+            if after.first() != Some(&VERDICT_BY_TIME) {
+                return Err(StoreError::Invalid("the page token belongs to another query".into()));
+            }
+            // The smallest key after `after`.
+            let mut next = after.to_vec();
+            next.push(0);
+            lo = lo.max(next);
+        }
+        let mut out = VerdictPage::default();
+        if lo >= hi {
+            return Ok(out);
+        }
+        let mut last = None;
         for kv in self.db.range(lo..hi) {
-            if out.len() >= limit {
+            let (k, _) = kv?;
+            let id = String::from_utf8_lossy(k.get(9..).unwrap_or_default()).into_owned();
+            let Some(r) = self.verdict(&id)? else { continue };
+            if tenant.is_some_and(|t| t != r.verdict.tenant) {
+                continue;
+            }
+            if out.records.len() >= limit {
+                out.next = last;
                 break;
             }
-            let (k, _) = kv?;
-            let id = String::from_utf8_lossy(&k[9..]).into_owned();
-            if let Some(r) = self.verdict(&id)? {
-                out.push(r);
-            }
+            out.records.push(r);
+            last = Some(k.to_vec());
         }
         Ok(out)
     }
 
     /// Removes audited verdicts scored strictly before `now - audit_retention_secs`; younger ones are never
-    /// touched. Returns how many were removed. Actions keep the class and model version they resolved.
+    /// touched. Returns how many were removed. Works in commits of at most [`PRUNE_CHUNK`] records, letting
+    /// writers in between. Actions keep the class and model version they resolved.
     pub fn prune_audit(&self, now: UnixSeconds) -> Result<u64, StoreError> {
         let cutoff = now.saturating_sub(self.config.audit_retention_secs);
-        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut p = Pending::default();
         let mut removed = 0;
-        for kv in self.db.range(vec![VERDICT_BY_TIME]..time_key(cutoff, "")) {
-            let (k, _) = kv?;
-            let id = String::from_utf8_lossy(&k[9..]).into_owned();
-            if let Some(r) = self.verdict(&id)? {
-                let v = &r.verdict;
-                p.remove(object_at(VERDICT_BY_KEY, &v.tenant, &v.key, v.scored_at, &v.verdict_id));
+        loop {
+            let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut p = Pending::default();
+            let mut n = 0;
+            for kv in self
+                .db
+                .range(vec![VERDICT_BY_TIME]..time_key(cutoff, ""))
+                .take(PRUNE_CHUNK)
+            {
+                let (k, _) = kv?;
+                let id = String::from_utf8_lossy(k.get(9..).unwrap_or_default()).into_owned();
+                if let Some(r) = self.verdict(&id)? {
+                    let v = &r.verdict;
+                    p.remove(object_at(VERDICT_BY_KEY, &v.tenant, &v.key, v.scored_at, &v.verdict_id));
+                }
+                p.remove(simple(VERDICT, &id));
+                p.remove(k.to_vec());
+                n += 1;
             }
-            p.remove(simple(VERDICT, &id));
-            p.remove(k.to_vec());
-            removed += 1;
+            if n == 0 {
+                return Ok(removed);
+            }
+            self.commit(p, true)?;
+            removed += n;
         }
-        self.commit(p)?;
-        Ok(removed)
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -360,34 +551,40 @@ impl Store {
 
     /// Records what callers did with verdicts. Idempotent by `event_id`. Durable on return.
     pub fn record_actions(&self, events: &[ActionEvent]) -> Result<Ack, StoreError> {
-        for e in events {
-            if e.event_id.is_empty() {
-                return Err(StoreError::Invalid(format!(
-                    "action on {}/{} without event_id",
-                    e.tenant, e.key
-                )));
-            }
-        }
-        let mut scopes = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut p = Pending::default();
+        self.write_one(WriteRequest::Actions(events))
+    }
+
+    /// The class and model version of an audited verdict, seeing the writes staged in `p`.
+    fn audited_kind(&self, p: &Pending, verdict_id: &str) -> Result<Option<(VerdictClass, String)>, StoreError> {
+        let k = simple(VERDICT, verdict_id);
+        p.get(&self.db, &k)?.map(|v| audit::decode_kind(&k, &v)).transpose()
+    }
+
+    fn stage_actions(
+        &self,
+        p: &mut Pending,
+        events: &[ActionEvent],
+        dirty: &mut Vec<String>,
+    ) -> Result<Ack, StoreError> {
         let mut ack = Ack::default();
-        let mut dirty = Vec::new();
         for e in events {
             let k = simple(ACTION, &e.event_id);
-            if p.get(&self.db, &k)?.is_some() {
+            if p.contains(&self.db, &k)? {
                 ack.duplicates += 1;
                 continue;
             }
-            let audited = self.verdict(&e.verdict_id)?;
+            let audited = self.audited_kind(p, &e.verdict_id)?;
             if audited.is_none() {
                 ack.unknown_verdicts += 1;
             }
+            let (class, model_version) = audited.unzip();
             let stored = StoredAction {
                 event: e.clone(),
-                class: audited.as_ref().map(|r| r.verdict.class),
-                model_version: audited.map(|r| r.verdict.model_version),
+                class,
+                model_version,
             };
             p.put(k, encode(&stored)?);
+            p.staged_actions.insert(e.event_id.clone(), stored);
             p.put(
                 object_at(ACTION_BY_KEY, &e.tenant, &e.key, e.at, &e.event_id),
                 vec![e.kind.code()],
@@ -414,7 +611,7 @@ impl Store {
                 let key = simple(RESTORE, &rid);
                 let Some(bytes) = p.get(&self.db, &key)? else { continue };
                 let mut r: StoredRestore = decode(&key, &bytes)?;
-                let best = self.best_action(&p, &r.event.tenant, &r.event.key, r.event.at)?;
+                let best = self.best_action(p, &r.event.tenant, &r.event.key, r.event.at)?;
                 if best != r.matched_action {
                     if let Some(old) = &r.matched_action {
                         p.remove(match_key(old, &rid));
@@ -429,12 +626,6 @@ impl Store {
                 }
             }
         }
-        self.finish(
-            &mut scopes,
-            p,
-            dirty,
-            events.iter().map(|e| e.at).max().unwrap_or(i64::MIN),
-        )?;
         Ok(ack)
     }
 
@@ -442,25 +633,23 @@ impl Store {
     /// [`Ack::matched`] counts the new restores matched at this moment; an action reported later can still take a
     /// restore over (see the crate docs), which changes precision and breakers but not past acknowledgements.
     pub fn record_restores(&self, events: &[RestoreEvent]) -> Result<Ack, StoreError> {
-        for e in events {
-            if e.event_id.is_empty() {
-                return Err(StoreError::Invalid(format!(
-                    "restore of {}/{} without event_id",
-                    e.tenant, e.key
-                )));
-            }
-        }
-        let mut scopes = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut p = Pending::default();
+        self.write_one(WriteRequest::Restores(events))
+    }
+
+    fn stage_restores(
+        &self,
+        p: &mut Pending,
+        events: &[RestoreEvent],
+        dirty: &mut Vec<String>,
+    ) -> Result<Ack, StoreError> {
         let mut ack = Ack::default();
-        let mut dirty = Vec::new();
         for e in events {
             let k = simple(RESTORE, &e.event_id);
-            if p.get(&self.db, &k)?.is_some() {
+            if p.contains(&self.db, &k)? {
                 ack.duplicates += 1;
                 continue;
             }
-            let matched = self.best_action(&p, &e.tenant, &e.key, e.at)?;
+            let matched = self.best_action(p, &e.tenant, &e.key, e.at)?;
             if let Some(a) = &matched {
                 p.put(match_key(a, &e.event_id), Vec::new());
                 dirty.push(a.clone());
@@ -479,15 +668,8 @@ impl Store {
             );
             ack.accepted += 1;
         }
-        self.finish(
-            &mut scopes,
-            p,
-            dirty,
-            events.iter().map(|e| e.at).max().unwrap_or(i64::MIN),
-        )?;
         Ok(ack)
     }
-
     /// The latest action (not `Ignored`) on (tenant, key) at or before `at` and within the restore window.
     fn best_action(&self, p: &Pending, tenant: &str, key: &str, at: UnixSeconds) -> Result<Option<String>, StoreError> {
         let prefix = object_prefix(ACTION_BY_KEY, tenant, key);
@@ -515,19 +697,26 @@ impl Store {
         scopes: &HashMap<BreakerScope, BreakerState>,
         action_id: &str,
     ) -> Result<Option<(BreakerScope, bool)>, StoreError> {
-        let k = simple(ACTION, action_id);
-        let Some(bytes) = p.get(&self.db, &k)? else {
-            return Ok(None);
+        let decoded;
+        let (a, fresh) = match p.staged_actions.get(action_id) {
+            Some(a) => (a, true),
+            None => {
+                let k = simple(ACTION, action_id);
+                let Some(bytes) = p.get(&self.db, &k)? else {
+                    return Ok(None);
+                };
+                decoded = decode::<StoredAction>(&k, &bytes)?;
+                (&decoded, false)
+            }
         };
-        let a: StoredAction = decode(&k, &bytes)?;
-        let Some(model_version) = a.model_version else {
+        let Some(model_version) = &a.model_version else {
             return Ok(None);
         };
         if !a.event.kind.is_delete() {
             return Ok(None);
         }
         let scope = BreakerScope {
-            model_version,
+            model_version: model_version.clone(),
             tenant: a.event.tenant.clone(),
             prefix: top_prefix(&a.event.key).to_string(),
         };
@@ -535,7 +724,12 @@ impl Store {
             return Ok(None);
         }
         let mp = match_prefix(action_id);
-        let restored = !p.range(&self.db, &mp, &prefix_end(&mp))?.is_empty();
+        let restored = if fresh {
+            // An action staged in this group has no match on disk yet: only staged ones can exist.
+            p.writes.range(mp.clone()..prefix_end(&mp)).any(|(_, v)| v.is_some())
+        } else {
+            !p.range(&self.db, &mp, &prefix_end(&mp))?.is_empty()
+        };
         Ok(Some((scope, restored)))
     }
 
@@ -547,13 +741,19 @@ impl Store {
         mut p: Pending,
         mut dirty: Vec<String>,
         at: UnixSeconds,
+        durable: bool,
     ) -> Result<(), StoreError> {
         dirty.sort();
         dirty.dedup();
         let before = Pending::default();
         let mut next: HashMap<BreakerScope, BreakerState> = HashMap::new();
         for id in &dirty {
-            let old = self.contribution(&before, scopes, id)?;
+            // An action staged in this group was not stored before it.
+            let old = if p.staged_actions.contains_key(id) {
+                None
+            } else {
+                self.contribution(&before, scopes, id)?
+            };
             let new = self.contribution(&p, scopes, id)?;
             if old == new {
                 continue;
@@ -589,7 +789,7 @@ impl Store {
                 encode(st)?,
             );
         }
-        self.commit(p)?;
+        self.commit(p, durable)?;
         if !next.is_empty() {
             self.install_locked(scopes, next);
         }
@@ -643,6 +843,25 @@ impl Store {
             .is_some_and(|prefixes| prefixes.contains(top_prefix(key)))
     }
 
+    /// The scopes whose breaker is open, sorted. In-memory, no I/O.
+    pub fn open_breakers(&self) -> Vec<BreakerScope> {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<BreakerScope> = open
+            .iter()
+            .flat_map(|(model_version, tenants)| {
+                tenants.iter().flat_map(move |(tenant, prefixes)| {
+                    prefixes.iter().map(move |prefix| BreakerScope {
+                        model_version: model_version.clone(),
+                        tenant: tenant.clone(),
+                        prefix: prefix.clone(),
+                    })
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every scope with breaker state, open or not.
     pub fn breakers(&self) -> Vec<(BreakerScope, BreakerState)> {
         let scopes = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -688,7 +907,7 @@ impl Store {
         self.put_event(&mut p, &ev)?;
         let mut changed = HashMap::from([(scope, at)]);
         let next = self.recount(&mut changed_states(&mut changed, &scopes), &mut p)?;
-        self.commit(p)?;
+        self.commit(p, true)?;
         self.install_locked(&mut scopes, next);
         Ok(was_open)
     }
@@ -716,9 +935,29 @@ impl Store {
         }
         let closed = count(changed.len());
         let next = self.recount(&mut changed_states(&mut changed, &scopes), &mut p)?;
-        self.commit(p)?;
+        self.commit(p, true)?;
         self.install_locked(&mut scopes, next);
         Ok(closed)
+    }
+
+    /// Marks the store as in use by a process (`note` says how, e.g. its durability settings) and returns the
+    /// note of the previous session if that one never called [`Store::end_session`]: it ended in a crash or a kill.
+    /// Durable on return.
+    pub fn begin_session(&self, note: &str) -> Result<Option<String>, StoreError> {
+        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let k = simple(META, "session");
+        let previous = self.db.get(&k)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        self.db.insert(k, note.as_bytes())?;
+        self.db.flush()?;
+        Ok(previous)
+    }
+
+    /// Ends the session [`Store::begin_session`] began (a clean shutdown), after flushing everything written.
+    pub fn end_session(&self) -> Result<(), StoreError> {
+        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.db.remove(simple(META, "session"))?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// The active model version, as last promoted.
@@ -800,6 +1039,17 @@ impl Store {
     /// actions that let the object go (not `Ignored`) at or after `filter.since`; an action counts as restored once
     /// however many restores matched it. A full scan of the actions: meant for reports, not per-request use.
     pub fn precision(&self, filter: &PrecisionFilter) -> Result<Vec<PrecisionRow>, StoreError> {
+        self.precision_grouped(filter, true)
+    }
+
+    /// [`Store::precision`] pooled over tenants and prefixes: one row per model version x verdict class, with an
+    /// empty tenant and prefix, and `breaker_open` when any scope of the model version has its breaker open.
+    /// Bounded in number, for metrics.
+    pub fn precision_by_model(&self, filter: &PrecisionFilter) -> Result<Vec<PrecisionRow>, StoreError> {
+        self.precision_grouped(filter, false)
+    }
+
+    fn precision_grouped(&self, filter: &PrecisionFilter, by_scope: bool) -> Result<Vec<PrecisionRow>, StoreError> {
         type Group = (String, Option<VerdictClass>, String, String);
         let mut matches: HashMap<String, Vec<String>> = HashMap::new();
         for kv in self.db.scan_prefix([MATCH]) {
@@ -828,9 +1078,12 @@ impl Store {
             {
                 continue;
             }
-            let g = groups
-                .entry((model_version, a.class, e.tenant.clone(), prefix.to_string()))
-                .or_default();
+            let (tenant, prefix) = if by_scope {
+                (e.tenant.clone(), prefix.to_string())
+            } else {
+                (String::new(), String::new())
+            };
+            let g = groups.entry((model_version, a.class, tenant, prefix)).or_default();
             g.0 += 1;
             if let Some(restores) = matches.get(&e.event_id) {
                 g.1 += 1;
@@ -848,7 +1101,11 @@ impl Store {
             .into_iter()
             .map(
                 |((model_version, class, tenant, prefix), (actions, restores, mut ttr))| {
-                    let breaker_open = self.breaker_open_prefix(&model_version, &tenant, &prefix);
+                    let breaker_open = if by_scope {
+                        self.breaker_open_prefix(&model_version, &tenant, &prefix)
+                    } else {
+                        self.breaker_open_model(&model_version)
+                    };
                     PrecisionRow {
                         false_delete_rate: if actions == 0 {
                             0.0
@@ -868,6 +1125,12 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    fn breaker_open_model(&self, model_version: &str) -> bool {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        open.get(model_version)
+            .is_some_and(|tenants| tenants.values().any(|p| !p.is_empty()))
     }
 
     fn breaker_open_prefix(&self, model_version: &str, tenant: &str, prefix: &str) -> bool {

@@ -251,3 +251,35 @@ pub struct ActedVerdict {
     /// Whether any action on this verdict was matched by a restore (restored = reused).
     pub restored: bool,
 }
+
+/// One request of a group commit ([`crate::Store::write_group`]).
+#[derive(Debug, Clone, Copy)]
+pub enum WriteRequest<'a> {
+    /// Verdicts for the audit trail, encoded by [`crate::EncodedVerdict::new`].
+    Verdicts(&'a [crate::EncodedVerdict]),
+    Actions(&'a [ActionEvent]),
+    Restores(&'a [RestoreEvent]),
+}
+
+impl WriteRequest<'_> {
+    /// How many records the request carries.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Verdicts(v) => v.len(),
+            Self::Actions(a) => a.len(),
+            Self::Restores(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One page of audited verdicts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VerdictPage {
+    pub records: Vec<AuditRecord>,
+    /// Where the next page starts (an opaque index key), when more records match.
+    pub next: Option<Vec<u8>>,
+}

@@ -767,3 +767,192 @@ fn a_late_action_takes_over_the_restore_it_precedes() {
         .unwrap();
     assert_eq!((restored("m1"), restored("m2")), (0, 1));
 }
+
+#[test]
+fn a_group_commit_answers_each_request_and_later_requests_see_earlier_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let verdicts: Vec<EncodedVerdict> = (0..3)
+        .map(|i| {
+            EncodedVerdict::new(&record(
+                &format!("v{i}"),
+                "t",
+                &format!("img/{i}"),
+                VerdictClass::DeleteCandidate,
+                "m",
+                0,
+            ))
+            .unwrap()
+        })
+        .collect();
+    let acts = [action("a0", "v0", "t", "img/0", ActionKind::SoftDeleted, 10)];
+    let bad = [action("", "v1", "t", "img/1", ActionKind::SoftDeleted, 10)];
+    let again = [
+        action("a0", "v0", "t", "img/0", ActionKind::SoftDeleted, 10),
+        action("a1", "v1", "t", "img/1", ActionKind::SoftDeleted, 10),
+    ];
+    let back = [restore("r0", "t", "img/0", 20, None)];
+    let answers = s
+        .write_group(
+            &[
+                WriteRequest::Verdicts(&verdicts),
+                WriteRequest::Actions(&acts),
+                WriteRequest::Actions(&bad),
+                WriteRequest::Actions(&again),
+                WriteRequest::Restores(&back),
+                WriteRequest::Verdicts(&verdicts[..1]),
+            ],
+            true,
+        )
+        .unwrap();
+    let acks: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().map(|a| *a).map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(
+        acks[0],
+        Ok(Ack {
+            accepted: 3,
+            ..Ack::default()
+        })
+    );
+    // The action sees the verdict staged before it in the same group: attributed, not unknown.
+    assert_eq!(
+        acks[1],
+        Ok(Ack {
+            accepted: 1,
+            ..Ack::default()
+        })
+    );
+    assert!(
+        acks[2].as_ref().is_err_and(|e| e.contains("without event_id")),
+        "{:?}",
+        acks[2]
+    );
+    assert_eq!(
+        acks[3],
+        Ok(Ack {
+            accepted: 1,
+            duplicates: 1,
+            ..Ack::default()
+        })
+    );
+    assert_eq!(
+        acks[4],
+        Ok(Ack {
+            accepted: 1,
+            matched: 1,
+            ..Ack::default()
+        })
+    );
+    assert_eq!(
+        acks[5],
+        Ok(Ack {
+            duplicates: 1,
+            ..Ack::default()
+        })
+    );
+    let rows = s.precision(&PrecisionFilter::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].model_version.as_str(), rows[0].actions, rows[0].restores),
+        ("m", 2, 1)
+    );
+    // Nothing of the refused request was written.
+    assert_eq!(
+        s.record_actions(&[action("x", "v2", "t", "img/2", ActionKind::Ignored, 10)])
+            .unwrap()
+            .accepted,
+        1
+    );
+
+    // A non-durable group is visible at once; after a reopen (the store was dropped, which flushes) it is there.
+    let late = [EncodedVerdict::new(&record("late", "t", "img/9", VerdictClass::Review, "m", 5)).unwrap()];
+    s.write_group(&[WriteRequest::Verdicts(&late)], false).unwrap();
+    assert!(s.verdict("late").unwrap().is_some());
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.verdict("late").unwrap().unwrap().features, vec![1.0, 2.5]);
+}
+
+#[test]
+fn verdict_listings_page_and_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut all = Vec::new();
+    for i in 0..25 {
+        let tenant = if i % 5 == 0 { "u" } else { "t" };
+        all.push(record(
+            &format!("v{i:02}"),
+            tenant,
+            "img/k",
+            VerdictClass::Review,
+            "m",
+            100 + i / 2,
+        ));
+    }
+    s.record_verdicts(&all).unwrap();
+    // By time, oldest first, in pages of 4 of tenant t (20 verdicts).
+    let mut seen = Vec::new();
+    let mut page = None;
+    loop {
+        let p = s
+            .verdicts_between_page(i64::MIN, i64::MAX, Some("t"), 4, page.as_deref())
+            .unwrap();
+        assert!(p.records.len() <= 4);
+        seen.extend(
+            p.records
+                .iter()
+                .map(|r| (r.verdict.scored_at, r.verdict.verdict_id.clone())),
+        );
+        match p.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 20);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, no repeats: {seen:?}");
+    // By key within a time range, newest first.
+    let p = s.verdicts_for_key_page("t", "img/k", 103, 105, 3, None).unwrap();
+    let times: Vec<_> = p.records.iter().map(|r| r.verdict.scored_at).collect();
+    assert_eq!(times, [105, 104, 104]);
+    let rest = s
+        .verdicts_for_key_page("t", "img/k", 103, 105, 10, p.next.as_deref())
+        .unwrap();
+    assert_eq!(rest.records.len(), 2, "tenant t has 5 verdicts in [103, 105]");
+    assert!(rest.next.is_none());
+    // A token of one query is refused by the other.
+    let token = s.verdicts_between_page(0, 200, None, 1, None).unwrap().next.unwrap();
+    assert!(matches!(
+        s.verdicts_for_key_page("t", "img/k", 0, 200, 1, Some(&token)),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn sessions_tell_a_crash_from_a_clean_stop_and_breakers_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.begin_session("first").unwrap(), None);
+    drop(s);
+    // No end_session: the next session learns that the first one did not end cleanly.
+    let s = open(dir.path());
+    assert_eq!(s.begin_session("second").unwrap().as_deref(), Some("first"));
+    s.end_session().unwrap();
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.begin_session("third").unwrap(), None);
+
+    assert!(s.open_breakers().is_empty());
+    trip(&s, "m1", 10, 10, 1_000);
+    let open_now = s.open_breakers();
+    assert_eq!(open_now.len(), 1);
+    assert_eq!(
+        (open_now[0].model_version.as_str(), open_now[0].tenant.as_str()),
+        ("m1", "t")
+    );
+    let pooled = s.precision_by_model(&PrecisionFilter::default()).unwrap();
+    assert_eq!(pooled.len(), 1);
+    assert_eq!((pooled[0].tenant.as_str(), pooled[0].prefix.as_str()), ("", ""));
+    assert!(pooled[0].breaker_open);
+}
