@@ -9,11 +9,12 @@ use reprieve_batch::formats::{LogFormat, ReadOptions, ReadReport};
 use reprieve_batch::inventory::InventoryOptions;
 use reprieve_core::time::{format_duration, format_rfc3339, parse_duration, parse_time};
 use reprieve_model::artifact::Targets;
-use reprieve_model::train::{ExtraRows, TrainConfig};
+use reprieve_model::train::TrainConfig;
 use reprieve_server::{AppState, ServerConfig};
 use reprieve_synth::{OutputFormat, SynthConfig};
 
 use crate::bundled::load_model;
+use crate::feedback::{AuditSink, FeedbackArgs, open_store};
 
 /// Reprieve predicts, per stored object, the probability that it will be read again, and turns it into
 /// conservative verdicts (retain / review / archive / delete-candidate) with a bounded false-delete rate.
@@ -39,20 +40,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Generate a seeded synthetic inventory and access log in the canonical formats.
     Synth(SynthArgs),
-    /// Audit trail, restores and realized precision (not built yet).
-    Feedback(NotYetArgs),
-}
-
-/// A subcommand that exists in the interface but not yet in the code.
-#[derive(Debug, thiserror::Error)]
-#[error("`reprieve {0}` is not built yet")]
-pub struct NotBuiltYet(&'static str);
-
-#[derive(Debug, Args)]
-pub struct NotYetArgs {
-    /// Arguments are not interpreted yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// The feedback store: audit trail, actions and restores, realized precision, breakers, training export.
+    Feedback(FeedbackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +61,9 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Feedback and audit store directory, created if missing [default: ./reprieve-data; env REPRIEVE_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +110,10 @@ pub struct ScoreArgs {
     /// Fail on the first malformed log line or inventory row instead of counting it.
     #[arg(long)]
     strict: bool,
+    /// Also record every verdict (with its features) in the audit trail of the feedback store in this directory
+    /// (created if missing), so that actions on these verdicts are attributed to their class and model version.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -157,9 +153,10 @@ pub struct TrainArgs {
     /// False-delete target of ARCHIVE.
     #[arg(long, default_value_t = 0.05)]
     target_archive: f64,
-    /// Feedback export to learn from (restored = reused); not built yet.
-    #[arg(long)]
-    feedback: Option<PathBuf>,
+    /// Feedback export (`reprieve feedback export`) whose rows train too, labelled restored = reused; repeatable.
+    /// Refused if its feature schema is not this build's.
+    #[arg(long, value_name = "PATH.parquet")]
+    feedback: Vec<PathBuf>,
     /// Model name; the version adds a hash of the parameters.
     #[arg(long, default_value = "reprieve")]
     name: String,
@@ -271,7 +268,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(args) => synth(args),
         Command::Score(args) => score(args),
         Command::Evaluate(args) => evaluate(args),
-        Command::Feedback(_) => Err(NotBuiltYet("feedback").into()),
+        Command::Feedback(args) => crate::feedback::run(args),
     }
 }
 
@@ -293,11 +290,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
     }
+    if let Some(dir) = args.data_dir {
+        config.store.data_dir = dir;
+    }
     let (model, source) = load_model(config.model_path.as_deref()).context("cannot load the model")?;
     tracing::info!(version = model.version(), %source, "model loaded");
+    // Before anything listens: a locked, corrupt or foreign data directory stops the start with its reason.
+    let state = Arc::new(AppState::open(config)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let state = Arc::new(AppState::new(config));
         state.install(model, source);
         let listener = reprieve_server::bind(&state.config).await?;
         // Metrics stay up while in-flight calls drain; the runtime ends the listener when `serve` returns.
@@ -380,16 +381,13 @@ fn log_reports(reports: &[ReadReport]) {
     }
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
-    if args.feedback.is_some() {
-        return Err(NotBuiltYet("train --feedback").into());
-    }
     for (name, t) in [
         ("--target-delete", args.target_delete),
         ("--target-archive", args.target_archive),
@@ -398,15 +396,31 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             bail!("{name} must be a rate strictly between 0 and 1 (got {t})");
         }
     }
+    // Feedback first: a schema mismatch is refused before the (longer) trace load.
+    let (extra, feedback_files) = reprieve_eval::feedback::read_feedback_files(&args.feedback)?;
+    for f in &feedback_files {
+        tracing::info!(path = %f.path.display(), rows = f.rows, reused = f.reused, "feedback loaded");
+    }
     let loaded = args.trace.load()?;
     let trace = &loaded.trace;
-    let source = args
+    let mut source = args
         .trace
         .events
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    if !feedback_files.is_empty() {
+        let files: Vec<String> = feedback_files
+            .iter()
+            .map(|f| format!("{} ({} rows, {} reused)", f.path.display(), f.rows, f.reused))
+            .collect();
+        source = format!(
+            "{source}; feedback: {} rows from {}",
+            extra.features.len(),
+            files.join(", ")
+        );
+    }
     let plan = reprieve_eval::TrainPlan {
         horizon_secs: args.trace.horizon,
         step_secs: args.trace.step,
@@ -424,7 +438,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         created_at: now_unix(),
     };
     let started = std::time::Instant::now();
-    let (artifact, cuts) = reprieve_eval::train_on_trace(trace, &plan, &ExtraRows::default())?;
+    let (artifact, cuts) = reprieve_eval::train_on_trace(trace, &plan, &extra)?;
     let out = if args.out.extension().is_some() {
         args.out
     } else {
@@ -437,6 +451,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         cuts = cuts.len(),
         horizon = %format_duration(artifact.horizon_secs),
         train_rows = artifact.training.train_rows,
+        feedback_rows = extra.features.len(),
         calibration_rows = artifact.training.calibration_rows,
         delete_max = t.delete_max,
         archive_max = t.archive_max,
@@ -460,6 +475,8 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         require_owner: !args.allow_unknown_owner,
     };
     let engine = reprieve_model::Engine::new(Arc::new(model), policy);
+    // Opened before the (longer) scoring so that a store held by `reprieve serve` fails fast.
+    let store = args.data_dir.as_deref().map(|dir| open_store(dir, true)).transpose()?;
     let mut job = reprieve_batch::ScoreJob::new(args.inventory, args.logs, args.at, args.out);
     job.report = args.report;
     job.shard = args.shard;
@@ -481,7 +498,20 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
     }
     job.progress = true;
     let started = std::time::Instant::now();
-    let summary = reprieve_batch::run_score(&job, &engine)?;
+    let mut sink = store.as_ref().map(AuditSink::new);
+    let summary = reprieve_batch::score::run_score_into(
+        &job,
+        &engine,
+        sink.as_mut().map(|s| s as &mut dyn reprieve_batch::score::VerdictSink),
+    )?;
+    if let (Some(sink), Some(store)) = (&sink, &store) {
+        tracing::info!(
+            accepted = sink.accepted,
+            duplicates = sink.duplicates,
+            data_dir = %store.dir().display(),
+            "verdicts audited"
+        );
+    }
     log_reports(std::slice::from_ref(&summary.inventory_report));
     log_reports(&summary.log_reports);
     for class in &summary.by_class {

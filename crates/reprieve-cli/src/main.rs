@@ -1,10 +1,12 @@
 //! `reprieve`: decides which stored images can safely go. This binary only parses flags, sets up logging and
 //! calls into the library crates; every error ends as one readable line and a non-zero exit code.
 //!
-//! Exit codes: 0 success, 1 the command failed, 2 bad usage, 69 the subcommand is not built yet.
+//! Exit codes: 0 success, 1 the command failed, 2 bad usage.
 
 mod bundled;
 mod commands;
+mod feedback;
+mod feedback_files;
 
 use std::process::ExitCode;
 
@@ -16,18 +18,13 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<commands::NotBuiltYet>().is_some() {
-                69
-            } else {
-                1
-            };
             // One line: the error and its causes.
             let message = format!("{e:#}").replace('\n', " ");
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("reprieve: error: {message}");
             }
-            ExitCode::from(code)
+            ExitCode::from(1)
         }
     }
 }

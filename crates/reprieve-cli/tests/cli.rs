@@ -95,9 +95,17 @@ fn errors_are_one_line_with_exit_codes() {
     assert_eq!(out.status.code(), Some(2), "missing --events is a usage error");
     assert!(stderr(&out).contains("--events"), "{}", stderr(&out));
 
-    let out = run(&["feedback"]);
-    assert_eq!(out.status.code(), Some(69));
-    assert!(stderr(&out).contains("not built yet"));
+    let out = run(&["feedback", "show", "--data-dir", "/nonexistent/store", "--key", "k"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing store is an error, not an empty result"
+    );
+    assert!(
+        stderr(&out).contains("no feedback store at /nonexistent/store"),
+        "{}",
+        stderr(&out)
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
@@ -119,7 +127,10 @@ fn errors_are_one_line_with_exit_codes() {
 
 #[test]
 fn serve_uses_the_bundled_model_and_stops_on_sigterm() {
+    // In a scratch directory: the server keeps its feedback store in ./reprieve-data by default.
+    let cwd = tempfile::tempdir().expect("tempdir");
     let mut child = reprieve()
+        .current_dir(cwd.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()

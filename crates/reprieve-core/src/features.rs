@@ -216,6 +216,13 @@ impl FeatureVector {
         &self.0
     }
 
+    /// A vector read back from storage (an audit record, a training export): `None` unless `values` holds exactly
+    /// [`FEATURE_COUNT`] finite numbers in schema order.
+    pub fn from_values(values: &[f64]) -> Option<FeatureVector> {
+        let array: [f64; FEATURE_COUNT] = values.try_into().ok()?;
+        array.iter().all(|v| v.is_finite()).then_some(FeatureVector(array))
+    }
+
     pub fn get(&self, f: Feature) -> f64 {
         self.0[f as usize]
     }

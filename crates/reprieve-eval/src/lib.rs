@@ -3,10 +3,12 @@
 //! whose label windows have closed, and evaluates it against recency rules by the protocol of DESIGN section 4.
 //!
 //! - [`trace`]: files -> trace; [`plan`]: training runs; [`evaluate`]: the protocol; [`report`]: JSON, Markdown
-//!   and SVG plots.
+//!   and SVG plots; [`feedback`]: the feedback export (acted-on verdicts with their features and restore labels)
+//!   that the store's export writes and training reads.
 
 pub mod error;
 pub mod evaluate;
+pub mod feedback;
 pub mod plan;
 pub mod report;
 pub mod trace;

@@ -34,6 +34,9 @@ pub enum BatchError {
         #[source]
         source: serde_json::Error,
     },
+    /// The verdict sink (e.g. the feedback store's audit trail) refused the run's verdicts.
+    #[error("cannot record the verdicts: {0}")]
+    Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// More objects than the scorer's 32-bit object index can hold.
     #[error("{path}: more than {max} objects in the inventory")]
     TooManyObjects { path: PathBuf, max: u64 },

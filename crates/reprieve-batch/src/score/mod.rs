@@ -12,7 +12,8 @@
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
-//!    the server) and written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]).
+//!    the server) and written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]). With
+//!    [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
 //! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
 //!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
 //!    malformed-line counts and the reads for keys not in the inventory.
@@ -26,8 +27,8 @@ mod report;
 
 use std::path::{Path, PathBuf};
 
-use reprieve_core::{ScopeState, Verdict};
-use reprieve_model::Engine;
+use reprieve_core::ScopeState;
+use reprieve_model::{Engine, Scored};
 
 pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
 pub use self::error::BatchError;
@@ -138,19 +139,23 @@ fn check(job: &ScoreJob) -> Result<ScoresFormat, BatchError> {
     Ok(format)
 }
 
-/// Objects scored per parallel step (verdicts are then tallied and written in order).
-const SCORE_CHUNK: usize = 16_384;
-
 /// Most scoring threads.
 const MAX_THREADS: usize = 8;
 
+/// Receives every verdict of a run, with the features it was computed from, before the verdicts' rows are
+/// written: `reprieve score --data-dir` records them in the feedback store's audit trail, so that actions on batch
+/// verdicts are attributed to their class and model version. An error stops the run (no scores file is left).
+pub trait VerdictSink {
+    /// Called once per scoring chunk (at most [`SCORE_CHUNK`] verdicts), in output order.
+    fn record(&mut self, scored: &[Scored]) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Objects scored per parallel step (verdicts are then tallied and written in order).
+pub const SCORE_CHUNK: usize = 16_384;
+
 /// Scores `objects` on up to `threads` threads; the verdicts come back in the objects' order.
-fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> Vec<Verdict> {
-    let score = |o: &PreparedObject| {
-        engine
-            .score_with_stats(&o.record, &o.stats, ScopeState::default())
-            .verdict
-    };
+fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> Vec<Scored> {
+    let score = |o: &PreparedObject| engine.score_with_stats(&o.record, &o.stats, ScopeState::default());
     if threads <= 1 || objects.len() < 1_024 {
         return objects.iter().map(score).collect();
     }
@@ -169,6 +174,15 @@ fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> V
 
 /// Scores every inventory object of the job's shard, writes the scores file and, if asked, the reports.
 pub fn run_score(job: &ScoreJob, engine: &Engine) -> Result<ScoreSummary, BatchError> {
+    run_score_into(job, engine, None)
+}
+
+/// [`run_score`], handing every verdict to `sink` (if any) before it is written.
+pub fn run_score_into(
+    job: &ScoreJob,
+    engine: &Engine,
+    mut sink: Option<&mut dyn VerdictSink>,
+) -> Result<ScoreSummary, BatchError> {
     let format = check(job)?;
     let mut progress = Progress::new(job.progress);
     let prepared = aggregate::prepare_with_progress(job, &mut progress)?;
@@ -180,9 +194,13 @@ pub fn run_score(job: &ScoreJob, engine: &Engine) -> Result<ScoreSummary, BatchE
         .clamp(1, MAX_THREADS);
     let mut scored_objects = 0u64;
     for chunk in prepared.objects.chunks(SCORE_CHUNK) {
-        for (object, verdict) in chunk.iter().zip(score_chunk(engine, chunk, threads)) {
-            tally.add(&object.record, &object.stats, &verdict);
-            writer.push(ScoreRow::new(&object.record, &object.stats, verdict))?;
+        let scored = score_chunk(engine, chunk, threads);
+        if let Some(sink) = sink.as_mut() {
+            sink.record(&scored).map_err(BatchError::Sink)?;
+        }
+        for (object, s) in chunk.iter().zip(scored) {
+            tally.add(&object.record, &object.stats, &s.verdict);
+            writer.push(ScoreRow::new(&object.record, &object.stats, s.verdict))?;
         }
         scored_objects += chunk.len() as u64;
         progress.tick_now("objects scored", scored_objects);
