@@ -22,7 +22,7 @@ use crate::record::{ObjectRecord, PrefixActivity, StorageClass};
 use crate::time::{DAY, HOUR, UnixSeconds, year_of};
 
 /// Version of the feature definitions. Bump it whenever a definition changes, not only when names change.
-pub const FEATURE_SCHEMA_VERSION: &str = "reprieve-features-v1";
+pub const FEATURE_SCHEMA_VERSION: &str = "reprieve-features-v2";
 
 macro_rules! feature_schema {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )+) => {
@@ -128,6 +128,8 @@ feature_schema! {
     NameSemver => "name_semver",
     NameLatest => "name_latest",
     SeasonalWord => "name_seasonal",
+    /// The name's seasonal word points at a date at most 60 days ahead or 7 days past (its campaign is on).
+    NameSeasonUpcoming => "name_season_upcoming",
     /// log1p of the size in bytes (0 when unknown) and whether it is known.
     SizeLog => "size_log",
     SizeKnown => "size_known",
@@ -227,6 +229,12 @@ impl FeatureVector {
         self.0[f as usize]
     }
 
+    /// Whether the object was read in the 30 days before the scoring time: the recently active population, where
+    /// reuse is common and the hard decisions are. Models choose its thresholds on it alone.
+    pub fn recently_read(&self) -> bool {
+        self.get(Feature::Reads30dLog) > 0.0
+    }
+
     /// The same vector as if the record had carried no prefix activity (what a gRPC caller that does not know
     /// its prefixes sends). Training uses it so that models also learn to score such objects.
     pub fn without_prefix_activity(&self) -> FeatureVector {
@@ -253,6 +261,19 @@ fn days(secs: i64) -> f64 {
 
 fn log_days(secs: i64) -> f64 {
     days(secs).ln_1p()
+}
+
+/// Lead time before a seasonal date during which its assets are expected in use, and the tail after it.
+const SEASON_LEAD_DAYS: i64 = 60;
+const SEASON_TAIL_DAYS: i64 = 7;
+
+/// Whether `at` lies in `[date - lead, date + tail]` for the (month, day) `anchor` in some year.
+fn season_upcoming((month, day): (u8, u8), at: UnixSeconds) -> bool {
+    let year = year_of(at);
+    (year - 1..=year + 1).any(|y| {
+        let date = crate::time::days_from_civil(y, u32::from(month), u32::from(day)) * DAY;
+        (date - SEASON_LEAD_DAYS * DAY..=date + SEASON_TAIL_DAYS * DAY).contains(&at)
+    })
 }
 
 fn log_count(n: u64) -> f64 {
@@ -411,6 +432,10 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     v.flag(F::NameSemver, name.semver);
     v.flag(F::NameLatest, name.latest);
     v.flag(F::SeasonalWord, name.seasonal);
+    v.flag(
+        F::NameSeasonUpcoming,
+        name.season_anchor.is_some_and(|anchor| season_upcoming(anchor, at)),
+    );
 
     // Size and storage.
     v.set(F::SizeLog, log_count(record.size.unwrap_or(0)));
@@ -540,5 +565,22 @@ mod tests {
         assert_eq!(v.get(Feature::YearAgoUpcoming), 1.0);
         assert_eq!(v.get(Feature::SeasonalWord), 1.0);
         assert_eq!(v.get(Feature::Reads30dLog), 0.0);
+    }
+
+    #[test]
+    fn seasonal_word_knows_when_its_campaign_is_on() {
+        let r = ObjectRecord::with_key("cdn/christmas-2025/banner.jpg");
+        let on = |y: i64, m: u32, d: u32| {
+            let at = crate::time::days_from_civil(y, m, d) * DAY + 12 * HOUR;
+            extract(&r, at).get(Feature::NameSeasonUpcoming)
+        };
+        assert_eq!(on(2026, 11, 1), 1.0, "54 days ahead");
+        assert_eq!(on(2026, 12, 30), 1.0, "5 days past");
+        assert_eq!(on(2027, 1, 5), 0.0, "11 days past: over");
+        assert_eq!(on(2026, 7, 1), 0.0, "half a year away");
+        // Across the year boundary: New Year's campaign in December.
+        let r = ObjectRecord::with_key("img/newyear/fireworks.webp");
+        let at = crate::time::days_from_civil(2026, 12, 10) * DAY;
+        assert_eq!(extract(&r, at).get(Feature::NameSeasonUpcoming), 1.0);
     }
 }

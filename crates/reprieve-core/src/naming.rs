@@ -45,7 +45,35 @@ pub struct NameSignals {
     pub latest: bool,
     /// A seasonal or campaign word (`christmas`, `halloween`, `summer`, `black-friday`, ...).
     pub seasonal: bool,
+    /// The calendar date (month, day) the seasonal word points at, for words with a fixed one (`christmas`: Dec 25,
+    /// `valentines`: Feb 14, `summer`: Jun 21; movable feasts at a typical date: `easter` Apr 5). The earliest in
+    /// the year wins when a name has several; `None` for words without a date (`holiday`, `ramadan`).
+    pub season_anchor: Option<(u8, u8)>,
 }
+
+/// Seasonal words with the calendar date (month, day) their campaigns lead up to.
+const SEASON_ANCHORS: &[(&str, (u8, u8))] = &[
+    ("newyear", (1, 1)),
+    ("lunar", (2, 1)),
+    ("valentine", (2, 14)),
+    ("valentines", (2, 14)),
+    ("spring", (3, 20)),
+    ("easter", (4, 5)),
+    ("summer", (6, 21)),
+    ("backtoschool", (9, 1)),
+    ("autumn", (9, 22)),
+    ("fall", (9, 22)),
+    ("halloween", (10, 31)),
+    ("diwali", (11, 1)),
+    ("thanksgiving", (11, 25)),
+    ("blackfriday", (11, 27)),
+    ("black", (11, 27)),
+    ("cybermonday", (11, 30)),
+    ("hanukkah", (12, 15)),
+    ("winter", (12, 21)),
+    ("christmas", (12, 25)),
+    ("xmas", (12, 25)),
+];
 
 const TEMP_WORDS: &[&str] = &[
     "tmp", "temp", "scratch", "cache", "staging", "draft", "test", "debug", "wip",
@@ -250,6 +278,9 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
         s.old |= OLD_WORDS.contains(&word);
         s.latest |= LATEST_WORDS.contains(&word);
         s.seasonal |= SEASONAL_WORDS.contains(&word);
+        if let Some(&(_, anchor)) = SEASON_ANCHORS.iter().find(|(w, _)| *w == word) {
+            s.season_anchor = Some(s.season_anchor.map_or(anchor, |a| a.min(anchor)));
+        }
         if let Some(y) = is_year(word) {
             s.year = s.year.max(Some(y));
         }
@@ -272,6 +303,20 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seasonal_words_carry_their_dates() {
+        let s = name_signals("cdn/campaigns/christmas-2019/banner.jpg", None);
+        assert_eq!(s.season_anchor, Some((12, 25)));
+        let s = name_signals("promo/valentines-sale_300x200.png", None);
+        assert_eq!(s.season_anchor, Some((2, 14)));
+        // A word without a fixed date is seasonal but has no anchor; every anchored word is a seasonal word.
+        assert_eq!(name_signals("img/holiday-banner.png", None).season_anchor, None);
+        assert!(
+            SEASON_ANCHORS.iter().all(|(w, _)| SEASONAL_WORDS.contains(w)),
+            "anchor words must be seasonal"
+        );
+    }
 
     #[test]
     fn reads_typical_names() {

@@ -121,8 +121,10 @@ pub struct CutReport {
     pub model_version: String,
     pub train_cuts: Vec<UnixSeconds>,
     pub calibration_cuts: Vec<UnixSeconds>,
-    /// The model's delete threshold on P(reuse) (negative: flags nothing).
+    /// The model's delete threshold on P(reuse) for objects not read in the last 30 days (negative: flags nothing).
     pub model_threshold: f64,
+    /// The same for recently read objects (`None`: the model has no separate recent thresholds).
+    pub model_threshold_recent: Option<f64>,
     /// The calibrated recency rule's idle threshold in days (`None`: it could not meet the target).
     pub recency_calibrated_days: Option<f64>,
     pub methods: BTreeMap<String, Figures>,
@@ -203,6 +205,8 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
     let mut train_config = config.train.clone();
     train_config.targets.delete = config.target;
     train_config.targets.archive = train_config.targets.archive.max(config.target);
+    // Test cuts with fewer closed cuts before them than the calibration asks for get a model that lets nothing go.
+    train_config.min_calibration_cuts = config.calibration_cuts.max(1);
 
     let mut pooled: BTreeMap<String, Tally> = METHODS.iter().map(|m| (m.to_string(), Tally::default())).collect();
     let mut pooled_recent = pooled.clone();
@@ -244,8 +248,16 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
         model_kind = match artifact.scorer {
             reprieve_model::artifact::ScorerParams::Logistic { .. } => "logistic".into(),
         };
+        if calibration.len() < train_config.min_calibration_cuts {
+            tracing::info!(
+                cut = test.at,
+                calibration_cuts = calibration.len(),
+                "too few closed cuts to calibrate on: the model lets nothing go at this cut"
+            );
+        }
         let model = Model::from_artifact(artifact)?;
         let model_threshold = model.thresholds().delete_max;
+        let model_threshold_recent = model.artifact().recent_thresholds.map(|t| t.delete_max);
         // The recency rule calibrated on the same cuts: flag idle >= D, i.e. score -idle <= -D.
         let groups: Vec<Vec<Scored>> = calibration
             .iter()
@@ -259,7 +271,7 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
                     .collect()
             })
             .collect();
-        let recency_min_idle = select_threshold(&groups, config.target).map(|s| -s.threshold);
+        let recency_min_idle = select_threshold(&groups, config.target, config.train.per_cut).map(|s| -s.threshold);
 
         let mut cut_tallies: BTreeMap<String, Tally> = pooled.keys().map(|m| (m.clone(), Tally::default())).collect();
         let mut cut_recent = cut_tallies.clone();
@@ -268,8 +280,8 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             let p = model.probability(&row.features);
             let idle = row.idle_secs as f64;
             let flags = [
-                // As the engine does: outside the training domain the model never lets an object go.
-                ("model", p <= model_threshold && model.in_domain(&row.features)),
+                // As the engine does: the segment's threshold, and never outside the training domain.
+                ("model", model.flags_delete(&row.features, p)),
                 ("recency_calibrated", recency_min_idle.is_some_and(|d| idle >= d)),
                 ("recency_7d", row.idle_secs >= 7 * DAY),
                 ("recency_30d", row.idle_secs >= 30 * DAY),
@@ -325,6 +337,7 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             train_cuts: train_cuts.iter().map(|c| c.at).collect(),
             calibration_cuts: calibration.iter().map(|c| c.at).collect(),
             model_threshold,
+            model_threshold_recent,
             recency_calibrated_days: recency_min_idle.map(|d| d / DAY as f64),
             methods: cut_tallies.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),
             methods_recent: cut_recent.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),

@@ -58,14 +58,24 @@ impl TrainPlan {
     }
 }
 
-/// Builds the cuts and trains: the last `calibration_cuts` (at most all but one) calibrate, the rest train.
+/// Builds the cuts and trains: the last `calibration_cuts` calibrate (the thresholds must hold on each), the rest
+/// train; a log with too few cuts for that is an error.
 pub fn train_on_trace(
     trace: &Trace,
     plan: &TrainPlan,
     extra: &ExtraRows,
 ) -> Result<(ModelArtifact, Vec<Cut>), EvalError> {
     let times = plan.cut_times(trace)?;
-    let k = plan.calibration_cuts.clamp(1, times.len() - 1);
+    let k = plan.calibration_cuts.max(1);
+    if times.len() <= k {
+        return Err(EvalError::Plan(format!(
+            "{} cuts fit in the log, but {k} calibrate and at least one must train: use a longer log, a shorter \
+             --step or --horizon, or fewer --calibration-cuts",
+            times.len()
+        )));
+    }
+    let mut config = plan.config.clone();
+    config.min_calibration_cuts = k;
     let started = std::time::Instant::now();
     let cuts: Vec<Cut> = times.iter().map(|&t| build_cut(trace, t, plan.horizon_secs)).collect();
     tracing::info!(
@@ -81,7 +91,7 @@ pub fn train_on_trace(
         plan.horizon_secs,
         &plan.source,
         plan.created_at,
-        &plan.config,
+        &config,
     )?;
     Ok((artifact, cuts))
 }

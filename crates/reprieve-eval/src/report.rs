@@ -120,19 +120,23 @@ pub fn render_markdown(r: &EvalReport) -> String {
     let _ = writeln!(out, "\n## Per cut\n");
     let _ = writeln!(
         out,
-        "| cut | objects | model threshold | model flagged | model rate | recency D (days) | recency flagged | recency rate | oracle flagged |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| cut | objects | model threshold (idle / recent) | model flagged | model rate | recent flagged | recent rate | recency D (days) | recency flagged | recency rate | oracle flagged |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for cut in &r.cuts {
         let m = &cut.methods["model"];
+        let mr = &cut.methods_recent["model"];
         let rc = &cut.methods["recency_calibrated"];
         let _ = writeln!(
             out,
-            "| {} | {} | {:.4} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.4} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             format_rfc3339(cut.at),
             cut.objects,
             cut.model_threshold,
+            cut.model_threshold_recent.map_or("-".into(), |t| format!("{t:.4}")),
             m.flagged,
             pct(m.false_delete_rate),
+            mr.flagged,
+            pct(mr.false_delete_rate),
             cut.recency_calibrated_days.map_or("-".into(), |d| format!("{d:.1}")),
             rc.flagged,
             pct(rc.false_delete_rate),

@@ -116,7 +116,13 @@ pub struct ModelArtifact {
     pub feature_schema: FeatureSchema,
     pub scorer: ScorerParams,
     pub calibration: Platt,
+    /// Thresholds for objects that are not recently read (and for all objects when `recent_thresholds` is absent).
     pub thresholds: Thresholds,
+    /// Thresholds for recently read objects ([`FeatureVector::recently_read`]), chosen on those objects alone:
+    /// pooled with the long-idle majority, a bound can hold overall while failing where reuse is common. Absent in
+    /// artifacts that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_thresholds: Option<Thresholds>,
     pub targets: Targets,
     pub training: TrainingSummary,
     pub metrics: BTreeMap<String, f64>,
@@ -132,6 +138,10 @@ impl ModelArtifact {
         let params = serde_json::to_vec(&(&self.scorer, &self.calibration, &self.thresholds, self.horizon_secs))
             .unwrap_or_default();
         h.write(&params);
+        // Later additions hash only when present, so older artifacts keep their versions.
+        if let Some(recent) = &self.recent_thresholds {
+            h.write(&serde_json::to_vec(recent).unwrap_or_default());
+        }
         h.write(self.feature_schema.hash.as_bytes());
         format!("{}-{:08x}", self.name, h.finish() as u32)
     }
@@ -193,6 +203,11 @@ impl Model {
             .thresholds
             .validate()
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        if let Some(recent) = &artifact.recent_thresholds {
+            recent
+                .validate()
+                .map_err(|e| ModelError::Invalid(format!("recent_thresholds: {e}")))?;
+        }
         if artifact.horizon_secs <= 0 {
             return Err(ModelError::Invalid("horizon_secs must be positive".into()));
         }
@@ -278,8 +293,23 @@ impl Model {
         &self.artifact.version
     }
 
+    /// The thresholds of objects that are not recently read.
     pub fn thresholds(&self) -> &Thresholds {
         &self.artifact.thresholds
+    }
+
+    /// The thresholds that apply to an object with these features (its recency segment's).
+    pub fn thresholds_for(&self, features: &FeatureVector) -> &Thresholds {
+        match &self.artifact.recent_thresholds {
+            Some(recent) if features.recently_read() => recent,
+            _ => &self.artifact.thresholds,
+        }
+    }
+
+    /// Whether the model alone would make this object a delete candidate (in domain and at or below its
+    /// segment's delete threshold); the policy's hard rules can still hold it back.
+    pub fn flags_delete(&self, features: &FeatureVector, probability: f64) -> bool {
+        probability <= self.thresholds_for(features).delete_max && self.in_domain(features)
     }
 
     pub fn horizon_secs(&self) -> i64 {

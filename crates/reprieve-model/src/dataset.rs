@@ -83,7 +83,7 @@ pub struct CutRow {
     pub size: u64,
     /// Read again in `[T, T + H)`.
     pub reused: bool,
-    /// Last read within 30 days before the cut.
+    /// Last read within 30 days before the cut (`FeatureVector::recently_read`).
     pub recent: bool,
 }
 
@@ -153,13 +153,14 @@ pub fn build_cut(trace: &Trace, at: UnixSeconds, horizon_secs: i64) -> Cut {
             // all the log can vouch for.
             let seen_from = record.created.map_or(trace.log_start, |c| c.max(trace.log_start));
             let since = stats.last.unwrap_or(seen_from).min(at);
+            let features = extract_with_stats(&record, &stats);
             Some(CutRow {
                 object: i as u32,
-                features: extract_with_stats(&record, &stats),
+                recent: features.recently_read(),
+                features,
                 idle_secs: at - since,
                 size: record.size.unwrap_or(0),
                 reused: reused[i],
-                recent: stats.last.is_some_and(|l| at - l <= 30 * reprieve_core::time::DAY),
             })
         })
         .collect();

@@ -47,7 +47,14 @@ impl Engine {
             out_of_domain: scope.out_of_domain || !self.model.in_domain(&features),
             ..scope
         };
-        let decision = decide(&self.policy, self.model.thresholds(), record, probability, at, scope);
+        let decision = decide(
+            &self.policy,
+            self.model.thresholds_for(&features),
+            record,
+            probability,
+            at,
+            scope,
+        );
         let version = self.model.version();
         let verdict = Verdict {
             verdict_id: verdict_id(&record.tenant, &record.key, at, version),

@@ -16,7 +16,7 @@ use crate::calibration::Platt;
 use crate::dataset::Cut;
 use crate::error::ModelError;
 use crate::metrics;
-use crate::threshold::{Scored, select_threshold};
+use crate::threshold::{PerGroup, Scored, select_threshold};
 
 /// Training knobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,11 @@ pub struct TrainConfig {
     /// and the thresholds must hold on both. Off (0) by default: on the synthetic evaluation trace a share of 0.25
     /// raised the pooled false-delete rate of the model's delete candidates from 0.97% to 1.28% (target 1%).
     pub prefix_dropout: f64,
+    /// What each calibration cut must show for a threshold to be accepted (besides the pooled bound).
+    pub per_cut: PerGroup,
+    /// Fewest calibration cuts on which thresholds are chosen at all: with fewer, the model lets nothing go (its
+    /// thresholds are [`Thresholds::NEVER_LET_GO`]), since a bound shown on one or two cuts did not survive drift.
+    pub min_calibration_cuts: usize,
 }
 
 impl Default for TrainConfig {
@@ -54,6 +59,8 @@ impl Default for TrainConfig {
             max_iterations: 40,
             retain_min: 0.5,
             prefix_dropout: 0.0,
+            per_cut: PerGroup::default(),
+            min_calibration_cuts: 3,
         }
     }
 }
@@ -63,6 +70,45 @@ impl Default for TrainConfig {
 pub struct ExtraRows {
     pub features: Vec<FeatureVector>,
     pub reused: Vec<bool>,
+}
+
+/// A calibration item with its recency segment.
+#[derive(Debug, Clone, Copy)]
+struct SegmentScored {
+    scored: Scored,
+    recent: bool,
+}
+
+/// The thresholds of one recency segment: each class's threshold is chosen on that segment's items alone, once
+/// per variant (as is, and without prefix activity when the model was trained for it); the stricter one wins.
+fn segment_thresholds(
+    as_is: &[Vec<SegmentScored>],
+    without_prefix: &[Vec<SegmentScored>],
+    recent: bool,
+    config: &TrainConfig,
+) -> Thresholds {
+    let only = |groups: &[Vec<SegmentScored>]| -> Vec<Vec<Scored>> {
+        groups
+            .iter()
+            .map(|g| g.iter().filter(|s| s.recent == recent).map(|s| s.scored).collect())
+            .collect()
+    };
+    let (as_is, without_prefix) = (only(as_is), only(without_prefix));
+    let pick = |target: f64| {
+        let with = select_threshold(&as_is, target, config.per_cut).map(|s| s.threshold);
+        if without_prefix.is_empty() {
+            return with;
+        }
+        Some(with?.min(select_threshold(&without_prefix, target, config.per_cut)?.threshold))
+    };
+    let delete_max = pick(config.targets.delete).unwrap_or(-1.0);
+    let archive_max = pick(config.targets.archive).unwrap_or(-1.0).max(delete_max);
+    let retain_min = config.retain_min.max(archive_max).clamp(0.0, 1.0);
+    Thresholds {
+        delete_max,
+        archive_max,
+        retain_min,
+    }
 }
 
 /// Deterministic keep/drop for subsampling row `i` with probability `keep`.
@@ -173,6 +219,7 @@ pub fn train(
         },
         calibration: Platt::IDENTITY,
         thresholds: Thresholds::NEVER_LET_GO,
+        recent_thresholds: None,
         targets: config.targets,
         training: TrainingSummary::default(),
         metrics: BTreeMap::new(),
@@ -207,50 +254,49 @@ pub fn train(
     let flat_reused_all: Vec<bool> = variants.iter().flat_map(|g| g.iter().map(|r| r.1)).collect();
     artifact.calibration = Platt::fit(&flat_logits, &flat_reused_all);
 
-    // Thresholds on calibrated probabilities, per group (cut x variant).
-    let groups: Vec<Vec<Scored>> = variants
+    // Thresholds on calibrated probabilities, per group (cut x variant) and per recency segment.
+    let groups: Vec<Vec<SegmentScored>> = variants
         .iter()
         .zip(&logits)
         .map(|(g, l)| {
             g.iter()
                 .zip(l)
-                .map(|((f, reused), &z)| Scored {
-                    // Out of the training domain the score is an extrapolation: never flagged, so not a candidate.
-                    score: if uncalibrated.in_domain(f) {
-                        crate::calibration::sigmoid(artifact.calibration.logit(z))
-                    } else {
-                        f64::INFINITY
+                .map(|((f, reused), &z)| SegmentScored {
+                    scored: Scored {
+                        // Out of the training domain the score is an extrapolation: never flagged, so not a candidate.
+                        score: if uncalibrated.in_domain(f) {
+                            crate::calibration::sigmoid(artifact.calibration.logit(z))
+                        } else {
+                            f64::INFINITY
+                        },
+                        reused: *reused,
                     },
-                    reused: *reused,
+                    recent: f.recently_read(),
                 })
                 .collect()
         })
         .collect();
-    // Metrics below describe the cuts as they are (with prefix activity).
-    let flat_reused: Vec<bool> = calibration
-        .iter()
-        .flat_map(|c| c.rows.iter().map(|r| r.reused))
-        .collect();
     // The copies without prefix activity are the same objects, not new evidence: each variant must meet the bound
     // on its own (pooling them would count every object twice), and the stricter threshold wins.
     let (as_is, without_prefix) = groups.split_at(calibration.len());
-    let pick = |target: f64| {
-        let with = select_threshold(as_is, target).map(|s| s.threshold);
-        if without_prefix.is_empty() {
-            return with;
+    // Too few calibration cuts: the model lets nothing go (the `calibration_cuts` metric says why).
+    let enough_cuts = calibration.len() >= config.min_calibration_cuts;
+    let chosen = |recent: bool| {
+        if enough_cuts {
+            segment_thresholds(as_is, without_prefix, recent, config)
+        } else {
+            Thresholds {
+                retain_min: config.retain_min.clamp(0.0, 1.0),
+                ..Thresholds::NEVER_LET_GO
+            }
         }
-        Some(with?.min(select_threshold(without_prefix, target)?.threshold))
     };
-    let delete_max = pick(config.targets.delete).unwrap_or(-1.0);
-    let archive_max = pick(config.targets.archive).unwrap_or(-1.0).max(delete_max);
-    let retain_min = config.retain_min.max(archive_max).clamp(0.0, 1.0);
-    artifact.thresholds = Thresholds {
-        delete_max,
-        archive_max,
-        retain_min,
-    };
+    let (settled, recent) = (chosen(false), chosen(true));
+    artifact.thresholds = settled;
+    artifact.recent_thresholds = Some(recent);
+    let threshold_of = |s: &SegmentScored| if s.recent { &recent } else { &settled };
 
-    // Metrics on the calibration cuts.
+    // Metrics on the calibration cuts as they are (with prefix activity).
     let probabilities: Vec<f64> = calibration
         .iter()
         .zip(&logits)
@@ -259,8 +305,12 @@ pub fn train(
                 .map(|&z| crate::calibration::sigmoid(artifact.calibration.logit(z)))
         })
         .collect();
-    let in_domain_share =
-        as_is.iter().flatten().filter(|s| s.score.is_finite()).count() as f64 / probabilities.len().max(1) as f64;
+    let flat_reused: Vec<bool> = calibration
+        .iter()
+        .flat_map(|c| c.rows.iter().map(|r| r.reused))
+        .collect();
+    let in_domain_share = as_is.iter().flatten().filter(|s| s.scored.score.is_finite()).count() as f64
+        / probabilities.len().max(1) as f64;
     let mut m = BTreeMap::new();
     if let Some(auc) = metrics::roc_auc(&probabilities, &flat_reused) {
         m.insert("calibration_auc".to_string(), auc);
@@ -275,47 +325,41 @@ pub fn train(
     );
     let base_rate = flat_reused.iter().filter(|&&r| r).count() as f64 / flat_reused.len().max(1) as f64;
     m.insert("calibration_reuse_rate".to_string(), base_rate);
-    for (class, threshold) in [("delete", delete_max), ("archive", archive_max)] {
-        let flagged: Vec<bool> = as_is
-            .iter()
-            .flatten()
-            .filter(|s| s.score <= threshold)
-            .map(|s| s.reused)
-            .collect();
-        let k = flagged.iter().filter(|&&r| r).count() as u64;
-        let n = flagged.len() as u64;
-        m.insert(
-            format!("calibration_{class}_flagged_share"),
-            n as f64 / probabilities.len().max(1) as f64,
-        );
-        m.insert(
-            format!("calibration_{class}_false_rate"),
-            if n == 0 { 0.0 } else { k as f64 / n as f64 },
-        );
-        m.insert(
-            format!("calibration_{class}_false_upper_95"),
-            crate::stats::upper_95(k, n),
-        );
-    }
-    if !without_prefix.is_empty() {
-        let flagged: Vec<bool> = without_prefix
-            .iter()
-            .flatten()
-            .filter(|s| s.score <= delete_max)
-            .map(|s| s.reused)
-            .collect();
-        let k = flagged.iter().filter(|&&r| r).count() as u64;
-        let n = flagged.len() as u64;
-        m.insert(
-            "calibration_no_prefix_delete_flagged_share".to_string(),
-            n as f64 / probabilities.len().max(1) as f64,
-        );
-        m.insert(
-            "calibration_no_prefix_delete_false_upper_95".to_string(),
-            crate::stats::upper_95(k, n),
-        );
+    type ClassThreshold = fn(&Thresholds) -> f64;
+    let classes: [(&str, ClassThreshold); 2] = [("delete", |t| t.delete_max), ("archive", |t| t.archive_max)];
+    for (population, variant, only_recent) in [
+        ("", as_is, false),
+        ("recent_", as_is, true),
+        ("no_prefix_", without_prefix, false),
+    ] {
+        if variant.is_empty() {
+            continue;
+        }
+        let rows: Vec<&SegmentScored> = variant.iter().flatten().filter(|s| !only_recent || s.recent).collect();
+        for (class, threshold) in classes {
+            let flagged: Vec<bool> = rows
+                .iter()
+                .filter(|s| s.scored.score <= threshold(threshold_of(s)))
+                .map(|s| s.scored.reused)
+                .collect();
+            let k = flagged.iter().filter(|&&r| r).count() as u64;
+            let n = flagged.len() as u64;
+            m.insert(
+                format!("calibration_{population}{class}_flagged_share"),
+                n as f64 / rows.len().max(1) as f64,
+            );
+            m.insert(
+                format!("calibration_{population}{class}_false_rate"),
+                if n == 0 { 0.0 } else { k as f64 / n as f64 },
+            );
+            m.insert(
+                format!("calibration_{population}{class}_false_upper_95"),
+                crate::stats::upper_95(k, n),
+            );
+        }
     }
     m.insert("fit_seconds".to_string(), fit_seconds);
+    m.insert("calibration_cuts".to_string(), calibration.len() as f64);
     m.insert("calibration_in_domain_share".to_string(), in_domain_share);
     artifact.metrics = m;
     artifact.training = TrainingSummary {
