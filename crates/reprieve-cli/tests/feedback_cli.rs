@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use reprieve_core::features::FEATURE_SCHEMA_VERSION;
 use reprieve_core::time::{DAY, format_rfc3339};
 use serde_json::Value;
 
@@ -634,7 +635,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
         (Some(121), Some(5))
     );
     assert_eq!(summary["skipped_other_schema"], 0);
-    assert_eq!(summary["feature_schema"]["version"], "reprieve-features-v1");
+    assert_eq!(summary["feature_schema"]["version"], FEATURE_SCHEMA_VERSION);
 
     // Training counts the feedback rows (two exports: the option repeats).
     let plain = sc.dir.path().join("plain.json");
@@ -659,7 +660,8 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
 
     // An export of another feature schema is refused, and no model is written.
     let mut bytes = std::fs::read(&full).expect("read");
-    let (from, to) = (b"reprieve-features-v1", b"reprieve-features-v0");
+    let (from, to) = (FEATURE_SCHEMA_VERSION.as_bytes(), b"reprieve-features-v0");
+    assert_eq!(from.len(), to.len(), "the patch keeps the file's length");
     let at_meta = bytes
         .windows(from.len())
         .position(|w| w == from)
