@@ -186,6 +186,91 @@ async fn malformed_requests_get_precise_statuses() {
             "objects[1].storage_class",
         ),
         (
+            "negative storage class",
+            with(&|r| r.storage_class = -1),
+            Code::InvalidArgument,
+            "objects[1].storage_class",
+        ),
+        (
+            "created just beyond the clock skew allowance",
+            with(&|r| r.created_unix = Some(AT + 301)),
+            Code::InvalidArgument,
+            "objects[1].created_unix",
+        ),
+        (
+            "history complete from the future",
+            with(&|r| r.history.as_mut().expect("history").complete_since_unix = Some(AT + DAY)),
+            Code::InvalidArgument,
+            "objects[1].history.complete_since_unix",
+        ),
+        (
+            "summary read in the future",
+            with(&|r| {
+                r.history.as_mut().expect("history").summary = Some(v1::AccessSummary {
+                    count: 1,
+                    first_unix: None,
+                    last_unix: Some(AT + DAY),
+                })
+            }),
+            Code::InvalidArgument,
+            "objects[1].history.summary.last_unix",
+        ),
+        (
+            "summary with times but no reads",
+            with(&|r| {
+                r.history.as_mut().expect("history").summary = Some(v1::AccessSummary {
+                    count: 0,
+                    first_unix: Some(AT - DAY),
+                    last_unix: None,
+                })
+            }),
+            Code::InvalidArgument,
+            "objects[1].history.summary.count",
+        ),
+        (
+            "history entry before 1970",
+            with(&|r| r.history.as_mut().expect("history").access_unix = vec![-5, AT - DAY]),
+            Code::InvalidArgument,
+            "objects[1].history.access_unix",
+        ),
+        (
+            "key longer than the limit",
+            with(&|r| r.key = "k".repeat(4097)),
+            Code::InvalidArgument,
+            "objects[1].key",
+        ),
+        (
+            "NUL in the key",
+            with(&|r| r.key = "a\0b".into()),
+            Code::InvalidArgument,
+            "objects[1].key",
+        ),
+        (
+            "prefix with more objects read than objects",
+            with(&|r| {
+                r.parent_activity = Some(v1::PrefixActivity {
+                    objects: 2,
+                    objects_read_30d: 3,
+                    ..Default::default()
+                })
+            }),
+            Code::InvalidArgument,
+            "objects[1].parent_activity",
+        ),
+        (
+            "the first bad object is named, by its index",
+            ScoreRequest {
+                objects: vec![good(), good(), good(), {
+                    let mut r = good();
+                    r.size_bytes = Some(-1);
+                    r
+                }],
+                at_unix: at,
+            },
+            Code::InvalidArgument,
+            "objects[3].size_bytes",
+        ),
+        (
             "milliseconds instead of seconds",
             with(&|r| r.modified_unix = Some(AT * 1000)),
             Code::InvalidArgument,
@@ -231,6 +316,57 @@ async fn malformed_requests_get_precise_statuses() {
             status.message()
         );
     }
+    // Timestamps up to the clock skew allowance after the scoring time are accepted (reads among them ignored).
+    let mut at_the_edge = good();
+    at_the_edge.created_unix = Some(AT + 300);
+    at_the_edge
+        .history
+        .as_mut()
+        .expect("history")
+        .access_unix
+        .push(AT + 300);
+    client
+        .score(ScoreRequest {
+            objects: vec![at_the_edge],
+            at_unix: at,
+        })
+        .await
+        .expect("within the clock skew allowance");
+    // A stream names the chunk as well as the object.
+    let mut bad = good();
+    bad.storage_class = 42;
+    let chunks = vec![
+        ScoreStreamRequest {
+            objects: vec![good()],
+            at_unix: at,
+        },
+        ScoreStreamRequest {
+            objects: vec![good(), good(), bad],
+            at_unix: at,
+        },
+    ];
+    let mut stream = client
+        .score_stream(tokio_stream::iter(chunks))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    assert_eq!(
+        stream
+            .message()
+            .await
+            .expect("chunk 0")
+            .expect("a response")
+            .verdicts
+            .len(),
+        1
+    );
+    let status = stream.message().await.expect_err("chunk 1 is refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("chunk 1: objects[2].storage_class"),
+        "{:?}",
+        status.message()
+    );
     // The server is still healthy after all that.
     client
         .score(ScoreRequest {
@@ -737,5 +873,185 @@ async fn a_stream_past_its_deadline_ends_with_deadline_exceeded() {
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(tx);
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn requests_beyond_max_message_bytes_are_resource_exhausted() {
+    let config = ServerConfig {
+        max_message_bytes: 64 * 1024,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    // 50 objects with 2000-byte keys: about 100 KB, each object valid on its own.
+    let mut wide = good();
+    wide.key = "k".repeat(2000);
+    let oversize = vec![wide; 50];
+
+    let err = client
+        .score(ScoreRequest {
+            objects: oversize.clone(),
+            at_unix: Some(AT),
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("max_message_bytes"), "{:?}", err.message());
+
+    // On a stream, the chunk that is too large ends it, after the answers to the chunks before it.
+    let chunks = vec![
+        ScoreStreamRequest {
+            objects: vec![good()],
+            at_unix: Some(AT),
+        },
+        ScoreStreamRequest {
+            objects: oversize,
+            at_unix: Some(AT),
+        },
+    ];
+    let mut stream = client
+        .score_stream(tokio_stream::iter(chunks))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let first = stream.message().await.expect("chunk 0").expect("a response");
+    assert_eq!(first.verdicts.len(), 1);
+    let err = stream.message().await.expect_err("chunk 1 is too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().starts_with("chunk 1: "), "{:?}", err.message());
+
+    // Every service has the same limit and the same answer (the size is checked before anything else).
+    let mut feedback = reprieve_proto::v1::feedback_client::FeedbackClient::new(server.channel().await);
+    let action = v1::Action {
+        event_id: "e".repeat(1000),
+        ..Default::default()
+    };
+    let err = feedback
+        .record_actions(v1::RecordActionsRequest {
+            actions: vec![action; 100],
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let mut models = ModelsClient::new(server.channel().await);
+    let err = models
+        .reload_model(ReloadModelRequest {
+            path: "p".repeat(100_000),
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    // Just under the limit is fine.
+    client
+        .score(ScoreRequest {
+            objects: vec![good(); 20],
+            at_unix: Some(AT),
+        })
+        .await
+        .expect("a request under the limit");
+    server.stop().await.expect("clean shutdown");
+}
+
+/// Sends a unary `Score` request over a raw HTTP/2 stream with `grpc-timeout: timeout`, announcing a message of
+/// `announced` bytes but sending only `sent` of them, and returns the `grpc-status` and `grpc-message` the server
+/// answers (a tonic client would report its own timer's expiry instead).
+async fn raw_unary_status(addr: std::net::SocketAddr, timeout: &str, announced: u32, sent: usize) -> (String, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = tonic::codegen::http::Request::post(format!("http://{addr}/reprieve.v1.ReuseScorer/Score"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", timeout)
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send request");
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&announced.to_be_bytes());
+    frame.extend(std::iter::repeat_n(0u8, sent));
+    body.send_data(frame.into(), false).expect("send data");
+    // The rest of the message never comes.
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), response)
+        .await
+        .expect("the server answers by the deadline")
+        .expect("a response");
+    let header = |name: &str, headers: &tonic::codegen::http::HeaderMap| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_default()
+    };
+    let (parts, mut stream) = response.into_parts();
+    if parts.headers.contains_key("grpc-status") {
+        return (
+            header("grpc-status", &parts.headers),
+            header("grpc-message", &parts.headers),
+        );
+    }
+    while stream.data().await.is_some() {}
+    let trailers = stream.trailers().await.expect("trailers").unwrap_or_default();
+    (header("grpc-status", &trailers), header("grpc-message", &trailers))
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_before_the_request_arrives_is_deadline_exceeded() {
+    let server = TestServer::start(ServerConfig::default(), Some(default_model())).await;
+    // 100 bytes announced, 10 sent: the call waits for the rest of its request until its deadline.
+    let (status, message) = raw_unary_status(server.addr, "200m", 100, 10).await;
+    assert_eq!(
+        status,
+        (Code::DeadlineExceeded as i32).to_string(),
+        "DEADLINE_EXCEEDED, not tonic's CANCELLED: {message:?}"
+    );
+    // Without a deadline the same wait would be the client's problem; a complete request is answered normally.
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let mut request = tonic::Request::new(ScoreRequest {
+        objects: vec![good()],
+        at_unix: Some(AT),
+    });
+    request.set_timeout(std::time::Duration::from_secs(30));
+    client.score(request).await.expect("in time");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_stream_chunk_that_outlasts_the_deadline_ends_with_deadline_exceeded() {
+    const N: usize = 20_000;
+    let config = ServerConfig {
+        max_objects_per_request: N,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config, Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let records = sample_records();
+    let chunk = || ScoreStreamRequest {
+        objects: (0..N).map(|i| record_to_pb(&records[i % records.len()])).collect(),
+        at_unix: Some(AT),
+    };
+    // How long one large chunk takes here (debug builds are slow; the deadline below is a fraction of it).
+    let started = std::time::Instant::now();
+    let mut stream = client
+        .score_stream(tokio_stream::iter(vec![chunk()]))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let whole = stream.message().await.expect("scored").expect("a response");
+    assert_eq!(whole.verdicts.len(), N);
+    let whole = started.elapsed();
+
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![chunk()]));
+    request.set_timeout(whole / 3);
+    let mut stream = client.score_stream(request).await.expect("stream opens").into_inner();
+    let err = stream
+        .message()
+        .await
+        .expect_err("the deadline passes while the chunk is scored");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?} (whole chunk: {whole:?})");
+    assert!(err.message().contains("chunk 0"), "{:?}", err.message());
     server.stop().await.expect("clean shutdown");
 }

@@ -9,7 +9,7 @@ use reprieve_model::Model;
 use reprieve_server::{AppState, ServerConfig, ServerError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// The repository root (where `models/` and `proto/` live).
 pub fn repo_root() -> PathBuf {
@@ -102,6 +102,16 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("server at {endpoint} did not accept connections");
+    }
+
+    /// A channel over TLS (`https://`, with `tls` saying which CA to trust, the name to expect and the client's
+    /// own certificate, if any). A server that refuses the client may do so here or on the first call.
+    pub async fn tls_channel(&self, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(format!("https://{}", self.addr))
+            .expect("endpoint")
+            .tls_config(tls)?
+            .connect()
+            .await
     }
 
     /// Stops the server gracefully and returns what `serve` returned. The feedback store, if any, is closed and

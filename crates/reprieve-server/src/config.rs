@@ -19,7 +19,8 @@ pub struct ServerConfig {
     pub model_path: Option<PathBuf>,
     /// Most objects accepted in one `Score` request or one `ScoreStream` chunk.
     pub max_objects_per_request: usize,
-    /// Largest accepted gRPC message, bytes.
+    /// Largest gRPC message accepted or sent by `ReuseScorer`, `Feedback` and `Models`, bytes; a larger request is
+    /// `RESOURCE_EXHAUSTED`.
     pub max_message_bytes: usize,
     /// Bounds on each record (key length, history length, clock skew).
     pub limits: RecordLimits,
@@ -33,6 +34,23 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The feedback and audit store (`[store]`).
     pub store: StoreSettings,
+    /// TLS for the gRPC listener (`[tls]`); without a certificate and key the listener is plaintext.
+    pub tls: TlsSettings,
+}
+
+/// The `[tls]` section: the gRPC listener's certificate and key (PEM), and optionally the CA whose certificates
+/// clients must present (mutual TLS). Every layer (file, environment, flags) may set any of them; whether they
+/// form a usable whole is checked when the server starts ([`crate::tls::load`]), so that a certificate from the
+/// file and its key from a flag work together.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert: Option<PathBuf>,
+    /// The private key of `cert`, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// CA certificates, PEM: when set, every client must present a certificate issued by one of them (mTLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How the audit trail acknowledges verdicts before a response carries them.
@@ -172,6 +190,7 @@ impl std::fmt::Debug for ServerConfig {
             admin_token,
             metrics_listen,
             store,
+            tls,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -183,6 +202,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("admin_token", &admin_token.as_ref().map(|_| "<redacted>"))
             .field("metrics_listen", metrics_listen)
             .field("store", store)
+            .field("tls", tls)
             .finish()
     }
 }
@@ -199,6 +219,7 @@ impl Default for ServerConfig {
             admin_token: None,
             metrics_listen: None,
             store: StoreSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -228,8 +249,9 @@ impl ServerConfig {
     }
 
     /// Applies `REPRIEVE_LISTEN`, `REPRIEVE_MODEL`, `REPRIEVE_MAX_OBJECTS_PER_REQUEST`, `REPRIEVE_ADMIN_TOKEN`,
-    /// `REPRIEVE_METRICS_LISTEN`, `REPRIEVE_DATA_DIR` and `REPRIEVE_AUDIT_DURABILITY` from `env` (a lookup
-    /// function, so tests need not touch the process environment).
+    /// `REPRIEVE_METRICS_LISTEN`, `REPRIEVE_DATA_DIR`, `REPRIEVE_AUDIT_DURABILITY`, `REPRIEVE_TLS_CERT`,
+    /// `REPRIEVE_TLS_KEY` and `REPRIEVE_TLS_CLIENT_CA` from `env` (a lookup function, so tests need not touch the
+    /// process environment).
     pub fn apply_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
         let bad = |name: &str, value: &str, why: String| ServerError::Env {
             name: name.to_string(),
@@ -278,6 +300,18 @@ impl ServerConfig {
                     ));
                 }
             };
+        }
+        for (name, slot) in [
+            ("REPRIEVE_TLS_CERT", &mut self.tls.cert),
+            ("REPRIEVE_TLS_KEY", &mut self.tls.key),
+            ("REPRIEVE_TLS_CLIENT_CA", &mut self.tls.client_ca),
+        ] {
+            if let Some(v) = env(name) {
+                if v.is_empty() {
+                    return Err(bad(name, &v, "must not be empty".into()));
+                }
+                *slot = Some(PathBuf::from(v));
+            }
         }
         Ok(self)
     }
@@ -356,6 +390,47 @@ mod tests {
             ServerConfig::default().store.data_dir,
             PathBuf::from(reprieve_store::DEFAULT_DATA_DIR)
         );
+    }
+
+    #[test]
+    fn tls_settings_layer_per_field() {
+        let dir = std::env::temp_dir().join(format!("reprieve-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("reprieve.toml");
+        std::fs::write(
+            &file,
+            "[tls]\ncert = \"/etc/reprieve/server.pem\"\nkey = \"/etc/reprieve/server.key\"\n",
+        )
+        .expect("write config");
+        let c = ServerConfig::from_file(&file).expect("parses");
+        assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/reprieve/server.pem")));
+        assert_eq!(c.tls.client_ca, None);
+        assert_eq!(ServerConfig::default().tls, TlsSettings::default());
+        let c = c
+            .apply_env(|k| match k {
+                "REPRIEVE_TLS_KEY" => Some("/run/secrets/server.key".to_string()),
+                "REPRIEVE_TLS_CLIENT_CA" => Some("/etc/reprieve/clients.pem".to_string()),
+                _ => None,
+            })
+            .expect("env applies");
+        assert_eq!(
+            c.tls.cert,
+            Some(PathBuf::from("/etc/reprieve/server.pem")),
+            "the file's"
+        );
+        assert_eq!(
+            c.tls.key,
+            Some(PathBuf::from("/run/secrets/server.key")),
+            "the environment's"
+        );
+        assert_eq!(c.tls.client_ca, Some(PathBuf::from("/etc/reprieve/clients.pem")));
+        let err = ServerConfig::default()
+            .apply_env(|k| (k == "REPRIEVE_TLS_CERT").then(String::new))
+            .expect_err("an empty path is refused");
+        assert!(err.to_string().contains("REPRIEVE_TLS_CERT"), "{err}");
+        std::fs::write(&file, "[tls]\ncertificate = \"x.pem\"\n").expect("write config");
+        let err = ServerConfig::from_file(&file).expect_err("unknown keys are refused");
+        assert!(err.to_string().contains("certificate"), "{err}");
     }
 
     #[test]

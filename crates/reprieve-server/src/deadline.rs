@@ -1,9 +1,22 @@
 //! Client deadlines. tonic drops a handler's future when the `grpc-timeout` expires, but scoring a batch is CPU
-//! work that does not yield, so the scorer reads the timeout itself and checks it between objects.
+//! work that does not yield, so the scorer reads the deadline itself and checks it between objects (and bounds
+//! its waits for the audit trail by it). [`crate::guard::Guarded`] fixes the deadline when the call arrives.
 
 use std::time::{Duration, Instant};
 
 use tonic::metadata::MetadataMap;
+
+use crate::guard::CallDeadline;
+
+/// The call's deadline: the one [`crate::guard::Guarded`] fixed when the call arrived, else the client's
+/// `grpc-timeout` counted from now.
+pub fn of<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    request
+        .extensions()
+        .get::<CallDeadline>()
+        .map(|d| d.0)
+        .or_else(|| from_metadata(request.metadata()))
+}
 
 /// When the call must be answered by, if the client said (`grpc-timeout`, counted from when the handler starts).
 pub fn from_metadata(metadata: &MetadataMap) -> Option<Instant> {

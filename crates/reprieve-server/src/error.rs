@@ -38,6 +38,9 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("cannot start the store writer thread: {0}")]
     Thread(std::io::Error),
+    /// The `[tls]` settings cannot be honoured (the message names the setting and the file).
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Why a request is refused (mapped to a status in [`to_status`]).
@@ -59,6 +62,8 @@ pub enum RequestError {
     UnknownModel(String),
     #[error("the call's deadline passed after {done} of {total} objects; send smaller batches or allow more time")]
     DeadlineExceeded { done: usize, total: usize },
+    #[error("the call's deadline passed while its verdicts were being audited; allow more time")]
+    AuditDeadline,
     #[error("this server runs without a feedback store")]
     NoStore,
     /// The store refused or failed a write (of verdicts for the audit trail, or of feedback).
@@ -77,7 +82,7 @@ pub fn to_status(e: RequestError) -> Status {
         RequestError::Model(m) => Status::failed_precondition(m.to_string()),
         RequestError::NoModel => Status::unavailable(e.to_string()),
         RequestError::UnknownModel(_) => Status::not_found(e.to_string()),
-        RequestError::DeadlineExceeded { .. } => Status::deadline_exceeded(e.to_string()),
+        RequestError::DeadlineExceeded { .. } | RequestError::AuditDeadline => Status::deadline_exceeded(e.to_string()),
         RequestError::NoStore => Status::failed_precondition(e.to_string()),
         RequestError::Write(WriteError::Invalid(_)) => Status::invalid_argument(e.to_string()),
         // Nothing was acknowledged: a retry is safe (writes are idempotent, verdicts are recomputed).

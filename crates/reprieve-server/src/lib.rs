@@ -18,19 +18,24 @@
 //! - [`store`]: the feedback store as the server runs it; [`writer`]: its group-commit writer thread.
 //! - [`state`]: the active model, swapped atomically; [`config`]: layered configuration.
 //! - [`error`]: the single mapping from refused requests to gRPC status codes.
-//! - [`auth`]: the bearer-token guard admin calls opt into; [`deadline`]: client deadlines inside a batch.
-//! - [`telemetry`]: a span per call and Prometheus metrics ([`serve_metrics`] on their own listener).
+//! - [`auth`]: the bearer-token guard admin calls opt into; [`deadline`]: client deadlines inside a batch;
+//!   [`guard`]: `RESOURCE_EXHAUSTED` for oversize requests and `DEADLINE_EXCEEDED` for late unary calls, where
+//!   tonic would answer otherwise.
+//! - [`tls`]: TLS and mutual TLS for the gRPC listener (`[tls]`), checked before anything listens.
+//! - [`telemetry`]: a span per call and Prometheus metrics ([`serve_metrics`] on their own listener, plain HTTP).
 
 pub mod auth;
 pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod feedback;
+pub mod guard;
 pub mod models;
 pub mod scorer;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod writer;
 
 use std::future::Future;
@@ -43,7 +48,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-pub use config::{AuditDurability, ServerConfig, StoreSettings};
+use crate::guard::Guarded;
+
+pub use config::{AuditDurability, ServerConfig, StoreSettings, TlsSettings};
 pub use error::ServerError;
 pub use models::{ReloadOutcome, reload_configured};
 /// The store crate, for callers that read a server's store ([`AppState::feedback`]).
@@ -52,13 +59,23 @@ pub use state::AppState;
 pub use telemetry::serve_metrics;
 
 /// Serves every Reprieve service on `listener` until `shutdown` completes; in-flight calls are finished first,
-/// then the feedback store is closed (queued writes committed and flushed, the session marked clean).
+/// then the feedback store is closed (queued writes committed and flushed, the session marked clean). With
+/// `config.tls` set the listener speaks TLS (mutual TLS with a client CA); TLS settings that cannot be honoured
+/// are an error before any connection is accepted, never a plaintext listener.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let max = state.config.max_message_bytes;
+    let (mut builder, tls_mode) = match server_builder(&state.config) {
+        Ok(built) => built,
+        Err(e) => {
+            // Nothing was served: release the store as a clean stop would.
+            state.close().await;
+            return Err(e);
+        }
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     // NOT_SERVING until a model is in service.
     if state.current().is_some() {
@@ -90,25 +107,30 @@ pub async fn serve(
     tracing::info!(
         ?addr,
         admin_auth = state.auth.is_enabled(),
+        tls = tls_mode.as_str(),
         "reprieve gRPC server listening"
     );
     let upkeep = tokio::spawn(telemetry::upkeep(state.clone()));
     let maintenance = state.feedback().cloned().map(|f| tokio::spawn(store::maintain(f)));
-    let served = Server::builder()
+    let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(Guarded::new(
             ReuseScorerServer::new(scorer::ScorerService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        )
-        .add_service(ModelsServer::new(models::ModelsService::new(state.clone())))
-        .add_service(
+        ))
+        .add_service(Guarded::new(
+            ModelsServer::new(models::ModelsService::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
+        .add_service(Guarded::new(
             FeedbackServer::new(feedback::FeedbackService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        )
+        ))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await;
     upkeep.abort();
@@ -120,6 +142,14 @@ pub async fn serve(
     served?;
     tracing::info!("reprieve gRPC server stopped");
     Ok(())
+}
+
+/// A tonic server builder with the configured TLS, if any, and what the listener will speak.
+fn server_builder(config: &ServerConfig) -> Result<(Server, tls::TlsMode), ServerError> {
+    match tls::load(&config.tls)? {
+        None => Ok((Server::builder(), tls::TlsMode::Plaintext)),
+        Some(loaded) => Ok((Server::builder().tls_config(loaded.config)?, loaded.mode)),
+    }
 }
 
 /// The accepted connections of `listener`, with Nagle's algorithm off: without it a small response waits for the

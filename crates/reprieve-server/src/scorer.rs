@@ -18,14 +18,14 @@ use reprieve_proto::v1::{self, ScoreRequest, ScoreResponse, ScoreStreamRequest, 
 use reprieve_store::{AuditRecord, EncodedVerdict};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::deadline;
 use crate::error::{RequestError, to_status};
 use crate::state::{AppState, LoadedModel, now_unix};
 use crate::telemetry::Call;
 use crate::writer::Pending;
+use crate::{deadline, guard};
 
 /// How many scored chunks a stream may have in flight to a slow client before the server stops reading.
 const STREAM_BUFFER: usize = 2;
@@ -148,7 +148,7 @@ async fn audited(state: &AppState, pending: Option<Pending>) -> Result<(), Reque
 impl ReuseScorer for ScorerService {
     async fn score(&self, request: Request<ScoreRequest>) -> Result<Response<ScoreResponse>, Status> {
         let call = Call::start(&self.state, "Score");
-        let deadline = deadline::from_metadata(request.metadata());
+        let deadline = deadline::of(&request);
         let request = request.into_inner();
         call.objects(request.objects.len());
         let span = call.span().clone();
@@ -157,8 +157,17 @@ impl ReuseScorer for ScorerService {
             let at = request.at_unix.unwrap_or_else(now_unix);
             let scored =
                 score_batch(&self.state, &model, request.objects, at, "objects", deadline).map_err(to_status)?;
-            let pending = queue_audit(&self.state, scored.audit).await.map_err(to_status)?;
-            audited(&self.state, pending).await.map_err(to_status)?;
+            let audit = async {
+                let pending = queue_audit(&self.state, scored.audit).await?;
+                audited(&self.state, pending).await
+            };
+            match deadline {
+                None => audit.await,
+                Some(d) => tokio::time::timeout_at(d.into(), audit)
+                    .await
+                    .unwrap_or(Err(RequestError::AuditDeadline)),
+            }
+            .map_err(to_status)?;
             Ok(ScoreResponse {
                 verdicts: scored.verdicts,
                 model_version: model.engine.model.version().to_string(),
@@ -179,7 +188,7 @@ impl ReuseScorer for ScorerService {
     ) -> Result<Response<Self::ScoreStreamStream>, Status> {
         let call = Call::start(&self.state, "ScoreStream");
         // The deadline covers the whole stream, not only its opening.
-        let deadline = deadline::from_metadata(request.metadata());
+        let deadline = deadline::of(&request);
         let mut inbound = request.into_inner();
         let state = self.state.clone();
         let opened_at = now_unix();
@@ -216,10 +225,16 @@ impl ReuseScorer for ScorerService {
                     let chunk = match next {
                         Ok(Some(chunk)) => chunk,
                         Ok(None) => break End::Done,
-                        Err(status) => {
+                        // A chunk beyond `max_message_bytes`: refused (tonic's decoder says OUT_OF_RANGE).
+                        Err(status) if guard::is_oversize(&status) => {
+                            break End::Fail(chunk_status_of(chunk_index, guard::oversize_status(&status)));
+                        }
+                        Err(status) if matches!(status.code(), Code::Cancelled | Code::Unknown | Code::Unavailable) => {
                             tracing::debug!(%status, "score stream ended by the client");
                             break End::Gone(Status::cancelled(format!("the client ended the stream: {status}")));
                         }
+                        // A chunk that cannot be decoded: refused, not a silently shortened stream.
+                        Err(status) => break End::Fail(chunk_status_of(chunk_index, status)),
                     };
                     objects += chunk.objects.len();
                     call.objects(objects);
@@ -286,7 +301,10 @@ enum End {
 }
 
 fn chunk_status(index: usize, e: RequestError) -> Status {
-    let status = to_status(e);
+    chunk_status_of(index, to_status(e))
+}
+
+fn chunk_status_of(index: usize, status: Status) -> Status {
     Status::new(status.code(), format!("chunk {index}: {}", status.message()))
 }
 
