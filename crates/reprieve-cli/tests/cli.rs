@@ -65,7 +65,7 @@ fn reprieve_model_load(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("artifact");
     let value: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(value["format"], "reprieve-model/1");
-    assert_eq!(value["feature_schema"]["version"], "reprieve-features-v2");
+    assert_eq!(value["feature_schema"]["version"], "reprieve-features-v3");
     value["version"].as_str().expect("version").to_string()
 }
 

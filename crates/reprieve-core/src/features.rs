@@ -17,12 +17,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::history::{HistoryStats, RECENT_CAPACITY};
-use crate::naming::{MediaKind, name_signals};
-use crate::record::{ObjectRecord, PrefixActivity, StorageClass};
+use crate::naming::{MediaKind, name_signals, tag_shape};
+use crate::record::{ImageFacts, ObjectRecord, PrefixActivity, StorageClass};
 use crate::time::{DAY, HOUR, UnixSeconds, year_of};
 
 /// Version of the feature definitions. Bump it whenever a definition changes, not only when names change.
-pub const FEATURE_SCHEMA_VERSION: &str = "reprieve-features-v2";
+pub const FEATURE_SCHEMA_VERSION: &str = "reprieve-features-v3";
 
 macro_rules! feature_schema {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )+) => {
@@ -102,6 +102,11 @@ feature_schema! {
     /// 1 if there were reads in the five weeks that followed this date a year ago (two years ago).
     YearAgoUpcoming => "year_ago_upcoming",
     TwoYearsAgoUpcoming => "two_years_ago_upcoming",
+    /// 1 if a schedule (a CronJob naming the image) will run it; then log1p of its period and of the days until
+    /// its next run. 0 for objects without a schedule.
+    ScheduledRun => "scheduled_run",
+    ScheduledPeriodDaysLog => "scheduled_period_days_log",
+    ScheduledNextRunDaysLog => "scheduled_next_run_days_log",
     MediaImage => "media_image",
     MediaVector => "media_vector",
     MediaVideo => "media_video",
@@ -130,6 +135,21 @@ feature_schema! {
     SeasonalWord => "name_seasonal",
     /// The name's seasonal word points at a date at most 60 days ahead or 7 days past (its campaign is on).
     NameSeasonUpcoming => "name_season_upcoming",
+    /// Container images only (0 for other objects): log1p of the number of tags on the digest, and whether any
+    /// tag is a release version, a `latest`-like pointer, a branch build, a commit hash, a build number, a date.
+    TagCountLog => "image_tag_count_log",
+    TagSemver => "image_tag_semver",
+    TagLatest => "image_tag_latest",
+    TagBranch => "image_tag_branch",
+    TagShaLike => "image_tag_sha_like",
+    TagBuildNumber => "image_tag_build_number",
+    TagDate => "image_tag_date",
+    /// log1p of days since the newest tag was set on the digest (0 when untagged).
+    NewestTagDaysLog => "image_newest_tag_days_log",
+    /// Share of the digest's pulls made by digest rather than by tag (0 without pulls): pinned consumers.
+    PullsByDigestShare => "image_pulls_by_digest_share",
+    /// 1 if the manifest is an image index (multi-arch).
+    ImageIndex => "image_index",
     /// log1p of the size in bytes (0 when unknown) and whether it is known.
     SizeLog => "size_log",
     SizeKnown => "size_known",
@@ -310,8 +330,18 @@ pub fn extract(record: &ObjectRecord, at: UnixSeconds) -> FeatureVector {
 }
 
 /// Extracts the features from an already aggregated history (`stats.at` is the scoring time). The batch scorer
-/// aggregates logs into [`HistoryStats`] directly; `record.history` is then ignored.
+/// aggregates logs into [`HistoryStats`] directly; `record.history` is then ignored. The image features are 0.
 pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> FeatureVector {
+    extract_image_with_stats(record, stats, None)
+}
+
+/// [`extract_with_stats`] for a container image: `image` fills the image features (tags, pulls by digest,
+/// schedule, index). With `None` it is exactly [`extract_with_stats`].
+pub fn extract_image_with_stats(
+    record: &ObjectRecord,
+    stats: &HistoryStats,
+    image: Option<&ImageFacts>,
+) -> FeatureVector {
     use Feature as F;
     let at = stats.at;
     let mut v = FeatureVector([0.0; FEATURE_COUNT]);
@@ -473,7 +503,55 @@ pub fn extract_with_stats(record: &ObjectRecord, stats: &HistoryStats) -> Featur
     ];
     set_prefix(&mut v, parent, record.parent_activity.as_ref(), at, age);
     set_prefix(&mut v, top, record.top_activity.as_ref(), at, age);
+    if let Some(image) = image {
+        set_image(&mut v, image, at);
+    }
     v
+}
+
+fn set_image(v: &mut FeatureVector, image: &ImageFacts, at: UnixSeconds) {
+    use Feature as F;
+    v.set(F::TagCountLog, log_count(image.tags.len() as u64));
+    for tag in &image.tags {
+        let shape = tag_shape(tag);
+        for (f, on) in [
+            (F::TagSemver, shape.semver),
+            (F::TagLatest, shape.latest),
+            (F::TagBranch, shape.branch),
+            (F::TagShaLike, shape.sha_like),
+            (F::TagBuildNumber, shape.build_number),
+            (F::TagDate, shape.date),
+        ] {
+            if on {
+                v.flag(f, true);
+            }
+        }
+    }
+    if !image.tags.is_empty() {
+        v.set(
+            F::NewestTagDaysLog,
+            image
+                .newest_tag_at
+                .filter(|&t| t <= at)
+                .map_or(0.0, |t| log_days(at - t)),
+        );
+    }
+    let pulls = image.pulls_by_tag.saturating_add(image.pulls_by_digest);
+    if pulls > 0 {
+        v.set(
+            F::PullsByDigestShare,
+            image.pulls_by_digest.min(pulls) as f64 / pulls as f64,
+        );
+    }
+    v.flag(F::ImageIndex, image.is_index);
+    if let Some(schedule) = image.schedule {
+        v.flag(F::ScheduledRun, true);
+        v.set(F::ScheduledPeriodDaysLog, log_days(schedule.period_secs));
+        v.set(
+            F::ScheduledNextRunDaysLog,
+            log_days(schedule.next_run.saturating_sub(at)),
+        );
+    }
 }
 
 fn set_prefix(v: &mut FeatureVector, f: [Feature; 8], activity: Option<&PrefixActivity>, at: UnixSeconds, age: i64) {
@@ -537,6 +615,59 @@ mod tests {
         let with = extract(&r, at);
         assert_ne!(with, without);
         assert_eq!(with.without_prefix_activity(), without);
+    }
+
+    #[test]
+    fn image_features_are_zero_without_image_facts_and_read_the_facts_with_them() {
+        use crate::record::ScheduleFacts;
+        let at = 400 * DAY;
+        let mut r = ObjectRecord::with_key("team/app@sha256:0123456789abcdef0123456789abcdef");
+        r.history.accesses = vec![at - 3 * DAY];
+        let plain = extract(&r, at);
+        let stats = HistoryStats::from_history(&r.history, at);
+        assert_eq!(extract_image_with_stats(&r, &stats, None), plain);
+        let image_features = [
+            Feature::TagCountLog,
+            Feature::TagSemver,
+            Feature::TagLatest,
+            Feature::TagBranch,
+            Feature::TagShaLike,
+            Feature::TagBuildNumber,
+            Feature::TagDate,
+            Feature::NewestTagDaysLog,
+            Feature::PullsByDigestShare,
+            Feature::ImageIndex,
+            Feature::ScheduledRun,
+            Feature::ScheduledPeriodDaysLog,
+            Feature::ScheduledNextRunDaysLog,
+        ];
+        assert!(image_features.iter().all(|&f| plain.get(f) == 0.0));
+        let facts = ImageFacts {
+            tags: vec!["1.4.2".into(), "latest".into()],
+            newest_tag_at: Some(at - 10 * DAY),
+            pulls_by_tag: 3,
+            pulls_by_digest: 1,
+            is_index: true,
+            schedule: Some(ScheduleFacts {
+                next_run: at + 2 * DAY,
+                period_secs: 30 * DAY,
+            }),
+        };
+        let v = extract_image_with_stats(&r, &stats, Some(&facts));
+        assert!((v.get(Feature::TagCountLog) - 3f64.ln()).abs() < 1e-12);
+        assert_eq!(v.get(Feature::TagSemver), 1.0);
+        assert_eq!(v.get(Feature::TagLatest), 1.0);
+        assert_eq!(v.get(Feature::TagBranch), 0.0);
+        assert!((v.get(Feature::NewestTagDaysLog) - 11f64.ln()).abs() < 1e-12);
+        assert_eq!(v.get(Feature::PullsByDigestShare), 0.25);
+        assert_eq!(v.get(Feature::ImageIndex), 1.0);
+        assert_eq!(v.get(Feature::ScheduledRun), 1.0);
+        assert!((v.get(Feature::ScheduledPeriodDaysLog) - 31f64.ln()).abs() < 1e-12);
+        assert!((v.get(Feature::ScheduledNextRunDaysLog) - 3f64.ln()).abs() < 1e-12);
+        // Everything else is the plain extraction.
+        for f in Feature::ALL.iter().filter(|f| !image_features.contains(f)) {
+            assert_eq!(v.get(*f), plain.get(*f), "{}", f.name());
+        }
     }
 
     #[test]

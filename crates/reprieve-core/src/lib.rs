@@ -29,6 +29,8 @@ pub use event::AccessEvent;
 pub use features::{FEATURE_COUNT, FEATURE_NAMES, Feature, FeatureSchema, FeatureVector};
 pub use history::HistoryStats;
 pub use policy::{Decision, PolicyConfig, ReasonCode, ScopeState, Thresholds, VerdictClass};
-pub use record::{AccessHistory, AccessSummary, ObjectRecord, PrefixActivity, RecordLimits, StorageClass};
+pub use record::{
+    AccessHistory, AccessSummary, ImageFacts, ObjectRecord, PrefixActivity, RecordLimits, ScheduleFacts, StorageClass,
+};
 pub use time::UnixSeconds;
 pub use verdict::{Contribution, Verdict};

@@ -1,5 +1,8 @@
 //! What an object's name says about it: media type, depth, and the tokens people put in names of files they
 //! mean to keep (`latest`, `v1.2.3`, `christmas`) or mean to forget (`tmp`, `backup`, `old`, `_300x200`).
+//!
+//! Container-image tags have their own shapes ([`tag_shape`]): release versions and `latest`-like pointers are
+//! meant to stay, branch builds, commit hashes, build numbers and date stamps come and go.
 
 use serde::{Deserialize, Serialize};
 
@@ -300,9 +303,101 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
     s
 }
 
+/// The shape of one container-image tag. A tag may have several (`main-20240115`: branch and date).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TagShape {
+    /// A release version: `1.2.3`, `v2.0`, `1.25.3-alpine`.
+    pub semver: bool,
+    /// A pointer meant to stay: `latest`, `stable`, `prod`, ... (the same words as [`NameSignals::latest`]).
+    pub latest: bool,
+    /// A branch build: `main`, `develop`, `feature-x`, `pr-123`, `release-1.2`, `main-<sha>`.
+    pub branch: bool,
+    /// A commit hash: 7 to 64 hexadecimal digits with at least one letter and one digit (alone or as a suffix).
+    pub sha_like: bool,
+    /// A build number: all digits (short), or `build-123`, `b123`, `r42`, `ci-9876`.
+    pub build_number: bool,
+    /// A date stamp: `20240115`, `2024-01-15`, `2024.01.15` (alone or inside the tag).
+    pub date: bool,
+}
+
+const BRANCH_WORDS: &[&str] = &[
+    "main", "master", "develop", "dev", "trunk", "feature", "feat", "fix", "bugfix", "hotfix", "release", "pr", "mr",
+    "branch", "nightly", "snapshot", "edge",
+];
+
+fn is_hex_sha(token: &str) -> bool {
+    (7..=64).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_hexdigit())
+        && token.bytes().any(|b| b.is_ascii_digit())
+        && token.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn is_build_number(token: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(token)
+        || ["build", "b", "r", "ci", "run", "rc"].iter().any(|p| {
+            token
+                .strip_prefix(p)
+                .is_some_and(|rest| digits(rest.trim_start_matches(['-', '_', '.'])))
+        })
+}
+
+/// Reads the shape of a container-image tag (case-insensitive; an empty tag has no shape).
+pub fn tag_shape(tag: &str) -> TagShape {
+    let lower = tag.trim().to_ascii_lowercase();
+    let mut s = TagShape::default();
+    if lower.is_empty() {
+        return s;
+    }
+    s.latest = LATEST_WORDS.contains(&lower.as_str());
+    s.semver = is_semver(&lower) || lower.split(['_', '+']).any(is_semver);
+    let tokens: Vec<&str> = lower.split(['-', '_', '.', '+']).filter(|t| !t.is_empty()).collect();
+    s.branch = !s.latest && tokens.first().is_some_and(|t| BRANCH_WORDS.contains(t))
+        || (lower != "main" && lower != "master" && tokens.iter().any(|t| *t == "main" || *t == "master"));
+    if s.latest && (lower == "main" || lower == "master") {
+        // `main` is both a branch and a pointer that stays; count it as both.
+        s.branch = true;
+    }
+    s.sha_like = is_hex_sha(&lower) || tokens.last().is_some_and(|t| is_hex_sha(t) && tokens.len() > 1);
+    s.date = date_year(&lower).is_some()
+        || lower
+            .split(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '_' | '.')))
+            .any(|run| date_year(run.trim_matches(|c: char| !c.is_ascii_digit())).is_some());
+    s.build_number = !s.date
+        && !s.semver
+        && (is_build_number(&lower)
+            || tokens
+                .last()
+                .is_some_and(|t| is_build_number(t) && tokens.len() > 1 && !s.semver));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_shapes() {
+        let t = tag_shape("1.25.3-alpine");
+        assert!(t.semver && !t.build_number && !t.branch, "{t:?}");
+        assert!(tag_shape("v2.0").semver);
+        assert!(tag_shape("latest").latest && !tag_shape("latest").branch);
+        assert!(tag_shape("STABLE").latest);
+        let t = tag_shape("main");
+        assert!(t.latest && t.branch, "{t:?}");
+        let t = tag_shape("feature-login-page");
+        assert!(t.branch && !t.latest, "{t:?}");
+        let t = tag_shape("main-3f2a9c0");
+        assert!(t.branch && t.sha_like, "{t:?}");
+        assert!(tag_shape("3f2a9c0d1e4b").sha_like);
+        assert!(!tag_shape("deadbeef").sha_like, "no digit: a word, not a hash");
+        assert!(tag_shape("1234").build_number);
+        assert!(tag_shape("build-5521").build_number);
+        assert!(tag_shape("20240115").date && !tag_shape("20240115").build_number);
+        assert!(tag_shape("nightly-2024.01.15").date);
+        assert_eq!(tag_shape(""), TagShape::default());
+        assert_eq!(tag_shape("prod-canary"), TagShape::default(), "no rule matches");
+    }
 
     #[test]
     fn seasonal_words_carry_their_dates() {

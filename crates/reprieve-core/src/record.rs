@@ -108,6 +108,34 @@ pub struct ObjectRecord {
     pub top_activity: Option<PrefixActivity>,
 }
 
+/// What a container registry knows of one image (a manifest digest in a repository) beyond the common record:
+/// the facts behind the image features. Carried beside an [`ObjectRecord`] (whose key is `repository@digest`),
+/// not inside it, so that records of files are unchanged; `None` wherever a record is not an image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImageFacts {
+    /// Tags pointing at this digest at the scoring time, sorted.
+    pub tags: Vec<String>,
+    /// When the most recent of those tags was set (pushed or moved here).
+    pub newest_tag_at: Option<UnixSeconds>,
+    /// Pulls of this digest by tag and by digest before the scoring time (reads by tag are resolved to the digest
+    /// the tag pointed to when they happened).
+    pub pulls_by_tag: u64,
+    pub pulls_by_digest: u64,
+    /// The manifest is an image index (multi-arch manifest list).
+    pub is_index: bool,
+    /// The earliest upcoming run of a schedule (CronJob) that names this image, if any.
+    pub schedule: Option<ScheduleFacts>,
+}
+
+/// The next run of a schedule that needs an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleFacts {
+    /// The first run at or after the scoring time.
+    pub next_run: UnixSeconds,
+    /// Time between that run and the one after it (the schedule's period near the scoring time).
+    pub period_secs: i64,
+}
+
 /// Bounds that every front door enforces on incoming records before scoring them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordLimits {

@@ -2,11 +2,11 @@
 //! lets an object go against a hard rule.
 
 use proptest::prelude::*;
-use reprieve_core::features::{Feature, extract};
+use reprieve_core::features::{Feature, extract, extract_image_with_stats};
 use reprieve_core::policy::decide;
 use reprieve_core::{
-    AccessSummary, ObjectRecord, PolicyConfig, PrefixActivity, ReasonCode, ScopeState, StorageClass, Thresholds,
-    VerdictClass,
+    AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PolicyConfig, PrefixActivity, ReasonCode, ScheduleFacts,
+    ScopeState, StorageClass, Thresholds, VerdictClass,
 };
 
 const DAY: i64 = 86_400;
@@ -258,4 +258,60 @@ fn a_million_reads_stay_finite() {
     let v = extract(&r, AT);
     assert!(v.values().iter().all(|x| x.is_finite()));
     assert!(v.get(Feature::ReadsTotalLog) > 13.0);
+}
+
+prop_compose! {
+    fn image_facts()(
+        tags in proptest::collection::vec(prop_oneof![
+            Just("latest".to_string()), Just("1.2.3".to_string()), Just("main-3f2a9c0".to_string()),
+            Just("20240115".to_string()), Just("build-42".to_string()), ".{0,20}"
+        ], 0..6),
+        newest_tag_at in proptest::option::of(time_near_at()),
+        pulls_by_tag in prop_oneof![Just(0u64), any::<u64>()],
+        pulls_by_digest in prop_oneof![Just(0u64), any::<u64>()],
+        is_index in any::<bool>(),
+        schedule in proptest::option::of((time_near_at(), prop_oneof![Just(0i64), any::<i64>(), 60i64..400 * DAY])),
+    ) -> ImageFacts {
+        ImageFacts {
+            tags,
+            newest_tag_at,
+            pulls_by_tag,
+            pulls_by_digest,
+            is_index,
+            schedule: schedule.map(|(next_run, period_secs)| ScheduleFacts { next_run, period_secs }),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// Container images keep the same guarantees as files: bounded features for any registry facts, and a live
+    /// reference (a workload naming the image, an index listing it) is never let go, whatever the score and the
+    /// thresholds.
+    #[test]
+    fn images_with_live_references_are_never_let_go(
+        r in record(),
+        facts in image_facts(),
+        refs in 1u32..=u32::MAX,
+        at in time_near_at(),
+        p in prop_oneof![0.0f64..=1.0, Just(f64::NAN), Just(-1.0), Just(0.0)],
+        delete_max in -1.0f64..=1.0,
+        breaker in any::<bool>(),
+    ) {
+        let mut r = r;
+        r.key = format!("registry.example.com/team/app@sha256:{:064x}", r.key.len());
+        r.content_type = Some("application/vnd.oci.image.manifest.v1+json".to_string());
+        r.live_references = refs;
+        let v = extract_image_with_stats(&r, &HistoryStats::from_history(&r.history, at), Some(&facts));
+        for (i, x) in v.values().iter().enumerate() {
+            prop_assert!(x.is_finite() && x.abs() <= 1e3, "feature {} = {}", Feature::ALL[i].name(), x);
+        }
+        let t = Thresholds { delete_max, archive_max: delete_max.max(0.0), retain_min: 1.0 };
+        let config = PolicyConfig { min_age_secs: 0, min_history_secs: 0, require_owner: false };
+        let scope = ScopeState { breaker_open: breaker, out_of_domain: false };
+        let d = decide(&config, &t, &r, p, at, scope);
+        prop_assert_eq!(d.class, VerdictClass::Retain);
+        prop_assert!(d.reasons.contains(&ReasonCode::LiveReference));
+    }
 }

@@ -107,6 +107,12 @@ pub enum SourceFormat {
     InventoryParquet,
     S3InventoryCsv,
     S3InventoryParquet,
+    /// Container registry notification events (distribution/OCI registry webhook JSON).
+    RegistryEvents,
+    /// `aws ecr describe-images` JSON output.
+    EcrImages,
+    /// Kubernetes objects (YAML or JSON, `kubectl get -o json`).
+    Kubernetes,
 }
 
 impl From<LogFormat> for SourceFormat {
@@ -141,7 +147,8 @@ pub struct ReadReport {
 }
 
 impl ReadReport {
-    pub(crate) fn new(path: &Path, format: impl Into<SourceFormat>) -> Self {
+    /// An empty report for `path` (readers outside this crate, e.g. the container-image readers, use it too).
+    pub fn new(path: &Path, format: impl Into<SourceFormat>) -> Self {
         Self {
             path: path.to_path_buf(),
             format_detected: format.into(),
@@ -150,7 +157,7 @@ impl ReadReport {
     }
 
     /// Counts a malformed line; with `strict`, returns the error that stops the read.
-    pub(crate) fn malformed(&mut self, line: u64, reason: String, strict: bool) -> Result<(), ReadError> {
+    pub fn malformed(&mut self, line: u64, reason: String, strict: bool) -> Result<(), ReadError> {
         self.malformed += 1;
         if strict {
             return Err(ReadError::Malformed {
@@ -165,8 +172,8 @@ impl ReadReport {
         Ok(())
     }
 
-    /// Counts one parsed line.
-    pub(crate) fn record<T>(
+    /// Counts one parsed line: `Ok(Some)` an event, `Ok(None)` ignored, `Err` malformed.
+    pub fn record<T>(
         &mut self,
         line: u64,
         result: Result<Option<T>, LineError>,
@@ -213,7 +220,7 @@ pub(crate) fn is_parquet(magic: &[u8; 4]) -> bool {
 }
 
 /// Opens a text file, transparently decompressing gzip (detected by magic bytes).
-pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>, ReadError> {
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>, ReadError> {
     let gz = magic(path)?[..2] == [0x1f, 0x8b];
     let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
     Ok(if gz {
@@ -228,7 +235,7 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>, ReadError> {
 
 /// Calls `f(line_number, line)` for every line (1-based, `\r\n`/`\n` stripped, invalid UTF-8 replaced), reusing
 /// one buffer: the file is never held in memory.
-pub(crate) fn for_each_line(
+pub fn for_each_line(
     path: &Path,
     mut f: impl FnMut(u64, &str) -> Result<std::ops::ControlFlow<()>, ReadError>,
 ) -> Result<(), ReadError> {

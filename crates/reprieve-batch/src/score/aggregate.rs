@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use reprieve_core::hash::shard_of;
 use reprieve_core::prefix::{PrefixAccumulator, parent_prefix, top_prefix};
-use reprieve_core::{AccessEvent, AccessSummary, HistoryStats, ObjectRecord, PrefixActivity, UnixSeconds};
+use reprieve_core::{AccessEvent, AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PrefixActivity, UnixSeconds};
 use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
@@ -33,6 +33,8 @@ pub const UNKNOWN_TOP: usize = 20;
 pub struct PreparedObject {
     pub record: ObjectRecord,
     pub stats: HistoryStats,
+    /// Registry facts when the object is a container image (its features then include the image features).
+    pub image: Option<Box<ImageFacts>>,
 }
 
 /// A key that is read in the logs but absent from the inventory.
@@ -266,7 +268,11 @@ pub(crate) fn prepare_with_progress(job: &ScoreJob, progress: &mut Progress) -> 
         });
         record.parent_activity = Some(parents[parent as usize]);
         record.top_activity = Some(tops[top as usize]);
-        objects.push(PreparedObject { record, stats });
+        objects.push(PreparedObject {
+            record,
+            stats,
+            image: None,
+        });
     }
     objects.sort_unstable_by(|a, b| {
         (a.record.tenant.as_str(), a.record.key.as_str()).cmp(&(b.record.tenant.as_str(), b.record.key.as_str()))

@@ -27,7 +27,11 @@ mod report;
 
 use std::path::{Path, PathBuf};
 
-use reprieve_core::ScopeState;
+use reprieve_core::features::extract_image_with_stats;
+use reprieve_core::policy::decide;
+use reprieve_core::verdict::verdict_id;
+use reprieve_core::{ImageFacts, ScopeState, Verdict};
+use reprieve_model::engine::TOP_CONTRIBUTIONS;
 use reprieve_model::{Engine, Scored};
 
 pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
@@ -153,9 +157,60 @@ pub trait VerdictSink {
 /// Objects scored per parallel step (verdicts are then tallied and written in order).
 pub const SCORE_CHUNK: usize = 16_384;
 
+/// Scores one prepared object: [`Engine::score_with_stats`], or for a container image the same engine with the
+/// image features filled in ([`score_image_with_stats`]).
+pub fn score_object(engine: &Engine, object: &PreparedObject, scope: ScopeState) -> Scored {
+    match &object.image {
+        None => engine.score_with_stats(&object.record, &object.stats, scope),
+        Some(image) => score_image_with_stats(engine, &object.record, &object.stats, image, scope),
+    }
+}
+
+/// [`Engine::score_with_stats`] for a container image: the same model, domain check, thresholds and policy, on
+/// the feature vector that includes the image features. With every image fact empty it gives exactly the engine's
+/// verdict (tested). It lives here rather than in the engine only because the image facts are not (yet) part of
+/// [`ObjectRecord`]; it should move into `Engine` when they are.
+pub fn score_image_with_stats(
+    engine: &Engine,
+    record: &reprieve_core::ObjectRecord,
+    stats: &reprieve_core::HistoryStats,
+    image: &ImageFacts,
+    scope: ScopeState,
+) -> Scored {
+    let at = stats.at;
+    let features = extract_image_with_stats(record, stats, Some(image));
+    let model = &engine.model;
+    let probability = model.probability(&features);
+    let scope = ScopeState {
+        out_of_domain: scope.out_of_domain || !model.in_domain(&features),
+        ..scope
+    };
+    let decision = decide(
+        &engine.policy,
+        model.thresholds_for(&features),
+        record,
+        probability,
+        at,
+        scope,
+    );
+    let version = model.version();
+    let verdict = Verdict {
+        verdict_id: verdict_id(&record.tenant, &record.key, at, version),
+        tenant: record.tenant.clone(),
+        key: record.key.clone(),
+        class: decision.class,
+        probability,
+        reasons: decision.reasons,
+        contributions: model.contributions(&features, TOP_CONTRIBUTIONS),
+        model_version: version.to_string(),
+        scored_at: at,
+    };
+    Scored { verdict, features }
+}
+
 /// Scores `objects` on up to `threads` threads; the verdicts come back in the objects' order.
 fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> Vec<Scored> {
-    let score = |o: &PreparedObject| engine.score_with_stats(&o.record, &o.stats, ScopeState::default());
+    let score = |o: &PreparedObject| score_object(engine, o, ScopeState::default());
     if threads <= 1 || objects.len() < 1_024 {
         return objects.iter().map(score).collect();
     }
@@ -181,12 +236,30 @@ pub fn run_score(job: &ScoreJob, engine: &Engine) -> Result<ScoreSummary, BatchE
 pub fn run_score_into(
     job: &ScoreJob,
     engine: &Engine,
+    sink: Option<&mut dyn VerdictSink>,
+) -> Result<ScoreSummary, BatchError> {
+    check(job)?;
+    let mut progress = Progress::new(job.progress);
+    let prepared = aggregate::prepare_with_progress(job, &mut progress)?;
+    let mut summary = score_prepared(job, prepared, engine, sink)?;
+    if let Some(md_path) = &job.report {
+        write_reports(&mut summary, md_path, "", None)?;
+    }
+    log_summary(&summary);
+    Ok(summary)
+}
+
+/// Scores already prepared objects (from [`prepare`], or another front door's readers such as the container-image
+/// readers) and writes the scores file; the reports are left to the caller ([`write_reports`]). Of `job` only the
+/// scoring time, `out`, `shard`, `prices` and `progress` are used: the inventory and the logs were read already.
+pub fn score_prepared(
+    job: &ScoreJob,
+    prepared: Prepared,
+    engine: &Engine,
     mut sink: Option<&mut dyn VerdictSink>,
 ) -> Result<ScoreSummary, BatchError> {
     let format = check(job)?;
     let mut progress = Progress::new(job.progress);
-    let prepared = aggregate::prepare_with_progress(job, &mut progress)?;
-
     let mut writer = ScoresWriter::create(&job.out, format)?;
     let mut tally = Tally::new(prepared.history_complete_since);
     let threads = std::thread::available_parallelism()
@@ -209,7 +282,7 @@ pub fn run_score_into(
     let scores = writer.finish()?;
 
     let t = tally.finish(job.at, &job.prices);
-    let mut summary = ScoreSummary {
+    Ok(ScoreSummary {
         at: job.at,
         model_version: engine.model.version().to_owned(),
         shard: job.shard,
@@ -235,18 +308,46 @@ pub fn run_score_into(
             report_md: None,
             report_json: None,
         },
+    })
+}
+
+/// Writes the Markdown report to `md_path` and the JSON report beside it, and records both in
+/// `summary.outputs`. `extra_markdown` is appended to the Markdown; `extra_json` = `(name, value)` adds a
+/// top-level member to the JSON (a front door's own section, e.g. `images`).
+pub fn write_reports(
+    summary: &mut ScoreSummary,
+    md_path: &Path,
+    extra_markdown: &str,
+    extra_json: Option<(&str, serde_json::Value)>,
+) -> Result<(), BatchError> {
+    let json_path = json_report_path(md_path);
+    summary.outputs.report_md = Some(md_path.to_path_buf());
+    summary.outputs.report_json = Some(json_path.clone());
+    let json_error = |e| BatchError::Json {
+        path: json_path.clone(),
+        source: e,
     };
-    if let Some(md_path) = &job.report {
-        let json_path = json_report_path(md_path);
-        summary.outputs.report_md = Some(md_path.clone());
-        summary.outputs.report_json = Some(json_path.clone());
-        let json = serde_json::to_string_pretty(&summary).map_err(|e| BatchError::Json {
-            path: json_path.clone(),
-            source: e,
-        })?;
-        std::fs::write(&json_path, json + "\n").map_err(|e| BatchError::io(&json_path, e))?;
-        std::fs::write(md_path, render_markdown(&summary)).map_err(|e| BatchError::io(md_path, e))?;
+    /// The summary's members in their declared order, then the extra section.
+    #[derive(serde::Serialize)]
+    struct WithExtra<'a> {
+        #[serde(flatten)]
+        summary: &'a ScoreSummary,
+        #[serde(flatten)]
+        extra: std::collections::BTreeMap<&'a str, serde_json::Value>,
     }
+    let value = WithExtra {
+        summary,
+        extra: extra_json.into_iter().collect(),
+    };
+    let json = serde_json::to_string_pretty(&value).map_err(json_error)?;
+    std::fs::write(&json_path, json + "\n").map_err(|e| BatchError::io(&json_path, e))?;
+    let mut md = render_markdown(summary);
+    md.push_str(extra_markdown);
+    std::fs::write(md_path, md).map_err(|e| BatchError::io(md_path, e))?;
+    Ok(())
+}
+
+fn log_summary(summary: &ScoreSummary) {
     tracing::info!(
         objects = summary.objects_scored,
         bytes = summary.bytes,
@@ -254,7 +355,6 @@ pub fn run_score_into(
         out = %summary.outputs.scores.display(),
         "scored inventory"
     );
-    Ok(summary)
 }
 
 #[cfg(test)]

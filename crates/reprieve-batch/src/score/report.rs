@@ -522,7 +522,9 @@ pub fn render_markdown(s: &ScoreSummary) -> String {
         w,
         "| file | format | lines | events/objects | ignored | malformed | first malformed lines |\n|---|---|---:|---:|---:|---:|---|"
     );
-    for r in std::iter::once(&s.inventory_report).chain(&s.log_reports) {
+    // A run without an inventory file (container images from registry events alone) has an empty placeholder.
+    let inventory = std::iter::once(&s.inventory_report).filter(|r| !r.path.as_os_str().is_empty());
+    for r in inventory.chain(&s.log_reports) {
         let first: Vec<String> = r
             .first_malformed
             .iter()
