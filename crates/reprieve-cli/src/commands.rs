@@ -64,13 +64,40 @@ pub struct ServeArgs {
     /// Feedback and audit store directory, created if missing [default: ./reprieve-data; env REPRIEVE_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key [env REPRIEVE_TLS_CERT].
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM) [env REPRIEVE_TLS_KEY].
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (PEM): mutual TLS [env REPRIEVE_TLS_CLIENT_CA].
+    #[arg(long, value_name = "PEM")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("image_sources").args(["registry_events", "ecr_images"]).multiple(true))]
 pub struct ScoreArgs {
     /// Inventory: generic CSV/Parquet (`key, size, created, ...`) or an S3 Inventory manifest.json.
-    #[arg(long)]
-    inventory: PathBuf,
+    #[arg(long, required_unless_present_any = ["registry_events", "ecr_images"])]
+    inventory: Option<PathBuf>,
+    /// Container images: registry notification event files (distribution/OCI registry webhook JSON, one envelope
+    /// per line or one document; gzip ok). Scores one verdict per manifest digest instead of an inventory.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["inventory", "logs", "shard"])]
+    registry_events: Vec<PathBuf>,
+    /// Container images: `aws ecr describe-images` JSON output files (an inventory with the last recorded pull).
+    #[arg(long, num_args = 1.., conflicts_with_all = ["inventory", "logs", "shard"])]
+    ecr_images: Vec<PathBuf>,
+    /// Container images: Kubernetes objects (YAML/JSON files, `kubectl get ... -o json`); every image they name is
+    /// a live reference (RETAIN).
+    #[arg(long = "k8s", num_args = 1.., requires = "image_sources")]
+    k8s: Vec<PathBuf>,
+    /// Container images: a workload naming a tag also holds the digests the tag left this recently.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    tag_grace: i64,
+    /// Container images: tenant of every image record (e.g. the registry host or account) [default: none].
+    #[arg(long, default_value = "")]
+    tenant: String,
     /// Access logs (S3 access log, CloudFront, Apache/nginx, canonical events CSV/Parquet; gzip ok).
     #[arg(long, num_args = 1..)]
     logs: Vec<PathBuf>,
@@ -293,6 +320,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.store.data_dir = dir;
     }
+    if let Some(cert) = args.tls_cert {
+        config.tls.cert = Some(cert);
+    }
+    if let Some(key) = args.tls_key {
+        config.tls.key = Some(key);
+    }
+    if let Some(ca) = args.tls_client_ca {
+        config.tls.client_ca = Some(ca);
+    }
+    // Before the model and the store: TLS settings that cannot be honoured stop the start with one line (never a
+    // plaintext listener). `serve` checks them again when it builds the listener.
+    reprieve_server::tls::load(&config.tls)?;
     let (model, source) = load_model(config.model_path.as_deref()).context("cannot load the model")?;
     tracing::info!(version = model.version(), %source, "model loaded");
     // Before anything listens: a locked, corrupt or foreign data directory stops the start with its reason.
@@ -464,6 +503,12 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    if !args.registry_events.is_empty() || !args.ecr_images.is_empty() {
+        return score_images(args);
+    }
+    let Some(inventory) = args.inventory else {
+        bail!("--inventory: give an inventory (or container-image inputs: --registry-events, --ecr-images)");
+    };
     if args.logs.is_empty() {
         bail!("--logs: give at least one access log (an inventory alone has no history to judge by)");
     }
@@ -477,7 +522,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let engine = reprieve_model::Engine::new(Arc::new(model), policy);
     // Opened before the (longer) scoring so that a store held by `reprieve serve` fails fast.
     let store = args.data_dir.as_deref().map(|dir| open_store(dir, true)).transpose()?;
-    let mut job = reprieve_batch::ScoreJob::new(args.inventory, args.logs, args.at, args.out);
+    let mut job = reprieve_batch::ScoreJob::new(inventory, args.logs, args.at, args.out);
     job.report = args.report;
     job.shard = args.shard;
     job.history_complete_since = args.history_since;
@@ -529,6 +574,81 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         seconds = started.elapsed().as_secs_f64(),
         out = %job.out.display(),
         "inventory scored"
+    );
+    Ok(())
+}
+
+fn score_engine(args: &ScoreArgs) -> anyhow::Result<reprieve_model::Engine> {
+    let (model, source) = load_model(args.model.as_deref()).context("cannot load the model")?;
+    tracing::info!(version = model.version(), %source, "model loaded");
+    let policy = reprieve_core::PolicyConfig {
+        min_age_secs: args.min_age,
+        min_history_secs: args.min_history,
+        require_owner: !args.allow_unknown_owner,
+    };
+    Ok(reprieve_model::Engine::new(Arc::new(model), policy))
+}
+
+fn read_prices(path: Option<&std::path::Path>) -> anyhow::Result<reprieve_batch::PriceTable> {
+    let Some(path) = path else {
+        return Ok(reprieve_batch::PriceTable::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("--prices: cannot read {}", path.display()))?;
+    reprieve_batch::PriceTable::from_toml(&text).map_err(|e| anyhow::anyhow!("--prices: {}: {e}", path.display()))
+}
+
+/// `reprieve score` over container images: registry events and/or ECR listings, Kubernetes references.
+fn score_images(args: ScoreArgs) -> anyhow::Result<()> {
+    let engine = score_engine(&args)?;
+    let store = args.data_dir.as_deref().map(|dir| open_store(dir, true)).transpose()?;
+    let mut job = reprieve_images::ImageJob::new(args.at, args.out.clone());
+    job.registry_events = args.registry_events.clone();
+    job.ecr_images = args.ecr_images.clone();
+    job.kubernetes = args.k8s.clone();
+    job.report = args.report.clone();
+    job.tenant = args.tenant.clone();
+    job.history_complete_since = args.history_since;
+    job.tag_grace_secs = args.tag_grace;
+    job.strict = args.strict;
+    job.prices = read_prices(args.prices.as_deref())?;
+    job.progress = true;
+    let started = std::time::Instant::now();
+    let mut sink = store.as_ref().map(AuditSink::new);
+    let result = reprieve_images::run_image_score(
+        &job,
+        &engine,
+        sink.as_mut().map(|s| s as &mut dyn reprieve_batch::score::VerdictSink),
+    )?;
+    if let (Some(sink), Some(store)) = (&sink, &store) {
+        tracing::info!(
+            accepted = sink.accepted,
+            duplicates = sink.duplicates,
+            data_dir = %store.dir().display(),
+            "verdicts audited"
+        );
+    }
+    let summary = &result.summary;
+    log_reports(&summary.log_reports);
+    for class in &summary.by_class {
+        tracing::info!(
+            class = class.class.as_str(),
+            images = class.objects,
+            bytes = class.bytes,
+            "verdicts"
+        );
+    }
+    let images = &result.images;
+    for u in &images.unresolved_references {
+        tracing::warn!(object = %u.object, container = %u.container, image = %u.image, why = %u.why, "reference names no inventory image");
+    }
+    tracing::info!(
+        images = images.images,
+        held_by_reference = images.held_by_reference.len(),
+        let_go = images.let_go_total,
+        pulls = summary.reads_counted,
+        seconds = started.elapsed().as_secs_f64(),
+        out = %job.out.display(),
+        "images scored"
     );
     Ok(())
 }
