@@ -9,7 +9,7 @@ use reprieve_batch::formats::{LogFormat, ReadOptions, ReadReport};
 use reprieve_batch::inventory::InventoryOptions;
 use reprieve_core::time::{format_duration, format_rfc3339, parse_duration, parse_time};
 use reprieve_model::artifact::Targets;
-use reprieve_model::train::TrainConfig;
+use reprieve_model::train::{ModelKind, TrainConfig};
 use reprieve_server::{AppState, ServerConfig};
 use reprieve_synth::{OutputFormat, SynthConfig};
 
@@ -159,6 +159,9 @@ pub struct EvaluateArgs {
     /// How many of the latest closed cuts calibrate before each test cut.
     #[arg(long, default_value_t = 3)]
     calibration_cuts: usize,
+    /// Scorer to fit: logistic (regression on standardized features) or tree (a decision tree).
+    #[arg(long, default_value = "logistic", value_parser = parse_model_kind)]
+    model_kind: ModelKind,
     /// Directory for report.json, report.md and the SVG plots.
     #[arg(long)]
     out_dir: PathBuf,
@@ -174,6 +177,9 @@ pub struct TrainArgs {
     /// How many of the latest cuts calibrate and choose thresholds (the bound must hold on each).
     #[arg(long, default_value_t = 3)]
     calibration_cuts: usize,
+    /// Scorer to fit: logistic (regression on standardized features) or tree (a decision tree).
+    #[arg(long, default_value = "logistic", value_parser = parse_model_kind)]
+    model_kind: ModelKind,
     /// False-delete target of DELETE_CANDIDATE.
     #[arg(long, default_value_t = 0.01)]
     target_delete: f64,
@@ -264,6 +270,14 @@ pub struct SynthArgs {
     /// Every other knob (see `reprieve-synth` docs) from a TOML file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+fn parse_model_kind(text: &str) -> Result<ModelKind, String> {
+    match text {
+        "logistic" => Ok(ModelKind::Logistic),
+        "tree" => Ok(ModelKind::Tree),
+        _ => Err(format!("unknown model kind {text:?}; expected logistic or tree")),
+    }
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -471,6 +485,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
                 delete: args.target_delete,
                 archive: args.target_archive,
             },
+            kind: args.model_kind,
             ..TrainConfig::default()
         },
         source,
@@ -668,7 +683,10 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         to: args.to,
         target: args.target_false_delete,
         calibration_cuts: args.calibration_cuts,
-        train: TrainConfig::default(),
+        train: TrainConfig {
+            kind: args.model_kind,
+            ..TrainConfig::default()
+        },
     };
     let started = std::time::Instant::now();
     let report = reprieve_eval::evaluate(&loaded.trace, &config)?;

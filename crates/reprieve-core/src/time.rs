@@ -125,6 +125,10 @@ fn checked_civil(year: i64, month: u32, day: u32, h: i64, mi: i64, s: i64) -> Op
 /// seconds ignored, a bare date `2024-05-12` is midnight UTC, no offset means UTC).
 pub fn parse_rfc3339(text: &str) -> Option<UnixSeconds> {
     let t = text.trim();
+    // The format is ASCII; checking first also keeps the byte-offset slicing below on character boundaries.
+    if !t.is_ascii() {
+        return None;
+    }
     let b = t.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -214,6 +218,20 @@ pub fn format_rfc3339(t: UnixSeconds) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_times_are_refused_not_a_panic() {
+        for text in [
+            "2024-01-01T00:00:0\u{e9}",
+            "2024-01-01T00:0\u{e9}:00Z",
+            "2024-0\u{e9}-01",
+            "\u{e9}\u{e9}\u{e9}\u{e9}-01-01",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+            assert!(parse_time(text).is_err(), "{text}");
+            assert_eq!(parse_clf_time(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn civil_round_trip() {

@@ -245,9 +245,7 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             }
             Err(e) => return Err(e.into()),
         };
-        model_kind = match artifact.scorer {
-            reprieve_model::artifact::ScorerParams::Logistic { .. } => "logistic".into(),
-        };
+        model_kind = artifact.scorer.kind().to_string();
         if calibration.len() < train_config.min_calibration_cuts {
             tracing::info!(
                 cut = test.at,

@@ -28,6 +28,18 @@ pub enum ScorerParams {
         weights: Vec<f64>,
         intercept: f64,
     },
+    /// A decision tree on raw features; the leaf's log-odds is the score (see [`crate::tree`]).
+    Tree { nodes: Vec<crate::tree::Node> },
+}
+
+impl ScorerParams {
+    /// `logistic` or `tree`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Logistic { .. } => "logistic",
+            Self::Tree { .. } => "tree",
+        }
+    }
 }
 
 /// False-delete targets the thresholds were selected for.
@@ -165,15 +177,60 @@ impl ModelArtifact {
     }
 }
 
+/// The scorer's parameters in the form scoring uses. One per loaded model, so the logistic variant's inline arrays
+/// (kept inline for the scoring loop) cost nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Scorer {
+    Logistic {
+        /// Weights and intercept with the standardization folded in.
+        folded_weights: [f64; FEATURE_COUNT],
+        folded_intercept: f64,
+        /// Per-feature training means, for contributions.
+        mean: [f64; FEATURE_COUNT],
+    },
+    Tree(Vec<crate::tree::Node>),
+}
+
+impl Scorer {
+    fn logistic(mean: &[f64], scale: &[f64], weights: &[f64], intercept: f64) -> Result<Self, ModelError> {
+        for (name, v) in [("mean", mean), ("scale", scale), ("weights", weights)] {
+            if v.len() != FEATURE_COUNT {
+                return Err(ModelError::Invalid(format!(
+                    "{name} has {} values for {FEATURE_COUNT} features",
+                    v.len()
+                )));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(ModelError::Invalid(format!("{name} has a non-finite value")));
+            }
+        }
+        if scale.iter().any(|&s| s <= 0.0) || !intercept.is_finite() {
+            return Err(ModelError::Invalid(
+                "scale must be positive and the intercept finite".into(),
+            ));
+        }
+        let mut folded_weights = [0.0; FEATURE_COUNT];
+        let mut mean_arr = [0.0; FEATURE_COUNT];
+        let mut folded_intercept = intercept;
+        for i in 0..FEATURE_COUNT {
+            folded_weights[i] = weights[i] / scale[i];
+            mean_arr[i] = mean[i];
+            folded_intercept -= folded_weights[i] * mean[i];
+        }
+        Ok(Self::Logistic {
+            folded_weights,
+            folded_intercept,
+            mean: mean_arr,
+        })
+    }
+}
+
 /// A loaded, validated model, ready to score.
 #[derive(Debug, Clone)]
 pub struct Model {
     artifact: ModelArtifact,
-    /// Weights and intercept with the standardization folded in.
-    folded_weights: [f64; FEATURE_COUNT],
-    folded_intercept: f64,
-    /// Per-feature terms for contributions: `w_i / scale_i` and `mean_i`.
-    mean: [f64; FEATURE_COUNT],
+    scorer: Scorer,
     /// Per feature, the accepted range (`-inf..inf` for unchecked features).
     accepted: Vec<(f64, f64)>,
 }
@@ -214,36 +271,18 @@ impl Model {
         if !(artifact.calibration.a.is_finite() && artifact.calibration.b.is_finite()) {
             return Err(ModelError::Invalid("calibration is not finite".into()));
         }
-        let ScorerParams::Logistic {
-            mean,
-            scale,
-            weights,
-            intercept,
-        } = &artifact.scorer;
-        for (name, v) in [("mean", mean), ("scale", scale), ("weights", weights)] {
-            if v.len() != FEATURE_COUNT {
-                return Err(ModelError::Invalid(format!(
-                    "{name} has {} values for {FEATURE_COUNT} features",
-                    v.len()
-                )));
+        let scorer = match &artifact.scorer {
+            ScorerParams::Logistic {
+                mean,
+                scale,
+                weights,
+                intercept,
+            } => Scorer::logistic(mean, scale, weights, *intercept)?,
+            ScorerParams::Tree { nodes } => {
+                crate::tree::validate(nodes, FEATURE_COUNT).map_err(ModelError::Invalid)?;
+                Scorer::Tree(nodes.clone())
             }
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(ModelError::Invalid(format!("{name} has a non-finite value")));
-            }
-        }
-        if scale.iter().any(|&s| s <= 0.0) || !intercept.is_finite() {
-            return Err(ModelError::Invalid(
-                "scale must be positive and the intercept finite".into(),
-            ));
-        }
-        let mut folded_weights = [0.0; FEATURE_COUNT];
-        let mut mean_arr = [0.0; FEATURE_COUNT];
-        let mut folded_intercept = *intercept;
-        for i in 0..FEATURE_COUNT {
-            folded_weights[i] = weights[i] / scale[i];
-            mean_arr[i] = mean[i];
-            folded_intercept -= folded_weights[i] * mean[i];
-        }
+        };
         let accepted = match &artifact.domain {
             None => vec![(f64::NEG_INFINITY, f64::INFINITY); FEATURE_COUNT],
             Some(d) => {
@@ -264,9 +303,7 @@ impl Model {
         };
         Ok(Self {
             artifact,
-            folded_weights,
-            folded_intercept,
-            mean: mean_arr,
+            scorer,
             accepted,
         })
     }
@@ -327,10 +364,17 @@ impl Model {
 
     /// Uncalibrated log-odds of reuse.
     pub fn raw_logit(&self, features: &FeatureVector) -> f64 {
-        self.folded_weights
-            .iter()
-            .zip(features.values())
-            .fold(self.folded_intercept, |z, (w, x)| z + w * x)
+        match &self.scorer {
+            Scorer::Logistic {
+                folded_weights,
+                folded_intercept,
+                ..
+            } => folded_weights
+                .iter()
+                .zip(features.values())
+                .fold(*folded_intercept, |z, (w, x)| z + w * x),
+            Scorer::Tree(nodes) => nodes[crate::tree::walk(nodes, features.values(), |_| {})].log_odds,
+        }
     }
 
     /// Calibrated P(reuse within the horizon).
@@ -342,8 +386,30 @@ impl Model {
     pub fn contributions(&self, features: &FeatureVector, top: usize) -> Vec<Contribution> {
         let x = features.values();
         let a = self.artifact.calibration.a;
-        let mut terms: Vec<(usize, f64)> = (0..FEATURE_COUNT)
-            .map(|i| (i, a * self.folded_weights[i] * (x[i] - self.mean[i])))
+        let mut per_feature = [0.0; FEATURE_COUNT];
+        match &self.scorer {
+            Scorer::Logistic {
+                folded_weights, mean, ..
+            } => {
+                for i in 0..FEATURE_COUNT {
+                    per_feature[i] = a * folded_weights[i] * (x[i] - mean[i]);
+                }
+            }
+            // Each split moves the log-odds from the node's to the child's: that change is the split feature's.
+            Scorer::Tree(nodes) => {
+                let mut previous: Option<usize> = None;
+                crate::tree::walk(nodes, x, |i| {
+                    if let Some(p) = previous {
+                        per_feature[nodes[p].feature] += a * (nodes[i].log_odds - nodes[p].log_odds);
+                    }
+                    previous = Some(i);
+                });
+            }
+        }
+        let mut terms: Vec<(usize, f64)> = per_feature
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (i, c))
             .filter(|(_, c)| *c != 0.0)
             .collect();
         terms.sort_by(|l, r| r.1.abs().total_cmp(&l.1.abs()).then(l.0.cmp(&r.0)));

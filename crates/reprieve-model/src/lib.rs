@@ -2,7 +2,8 @@
 //! scoring engine.
 //!
 //! - [`dataset`]: labelled cuts of a request trace (features before `T`, label "read in `[T, T+H)`").
-//! - [`train`]: logistic regression (linfa) + Platt calibration + per-class thresholds.
+//! - [`train`]: logistic regression or a decision tree (linfa) + Platt calibration + per-class thresholds.
+//! - [`tree`]: the decision-tree scorer's nodes.
 //! - [`threshold`]: the largest threshold whose 95% Clopper-Pearson bound meets the target on every cut.
 //! - [`artifact`]: the versioned, schema-checked artifact and its runtime [`Model`].
 //! - [`engine`]: features -> model -> policy -> [`reprieve_core::Verdict`], shared by every front door.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod stats;
 pub mod threshold;
 pub mod train;
+pub mod tree;
 
 pub use artifact::{Model, ModelArtifact};
 pub use engine::{Engine, Scored};

@@ -18,6 +18,17 @@ use crate::error::ModelError;
 use crate::metrics;
 use crate::threshold::{PerGroup, Scored, select_threshold};
 
+/// Which scorer to fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Logistic regression on standardized features.
+    #[default]
+    Logistic,
+    /// A decision tree (linfa-trees) whose leaves hold the training reuse rate.
+    Tree,
+}
+
 /// Training knobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,6 +54,10 @@ pub struct TrainConfig {
     pub prefix_dropout: f64,
     /// What each calibration cut must show for a threshold to be accepted (besides the pooled bound).
     pub per_cut: PerGroup,
+    /// Which scorer to fit.
+    pub kind: ModelKind,
+    /// The tree's hyper-parameters (with `kind = tree`).
+    pub tree: crate::tree::TreeConfig,
     /// Fewest calibration cuts on which thresholds are chosen at all: with fewer, the model lets nothing go (its
     /// thresholds are [`Thresholds::NEVER_LET_GO`]), since a bound shown on one or two cuts did not survive drift.
     pub min_calibration_cuts: usize,
@@ -61,6 +76,8 @@ impl Default for TrainConfig {
             prefix_dropout: 0.0,
             per_cut: PerGroup::default(),
             min_calibration_cuts: 3,
+            kind: ModelKind::default(),
+            tree: crate::tree::TreeConfig::default(),
         }
     }
 }
@@ -187,20 +204,38 @@ pub fn train(
         .unwrap_or_else(|| Array1::zeros(FEATURE_COUNT));
     let mut scale = x.std_axis(ndarray::Axis(0), 0.0);
     scale.mapv_inplace(|s| if s > 1e-9 { s } else { 1.0 });
-    x -= &mean;
-    x /= &scale;
 
     let fit_started = Instant::now();
-    let dataset = Dataset::new(x, y);
-    let fitted = LogisticRegression::default()
-        .alpha(config.l2)
-        .max_iterations(config.max_iterations)
-        .fit(&dataset)
-        .map_err(|e| ModelError::Training(format!("logistic regression did not fit: {e}")))?;
-    // linfa models the probability of its "positive" label, which is the larger class: make it P(reuse).
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    let weights: Vec<f64> = fitted.params().iter().map(|w| w * sign).collect();
-    let intercept = fitted.intercept() * sign;
+    let scorer = match config.kind {
+        ModelKind::Logistic => {
+            x -= &mean;
+            x /= &scale;
+            let dataset = Dataset::new(x, y);
+            let fitted = LogisticRegression::default()
+                .alpha(config.l2)
+                .max_iterations(config.max_iterations)
+                .fit(&dataset)
+                .map_err(|e| ModelError::Training(format!("logistic regression did not fit: {e}")))?;
+            // linfa models the probability of its "positive" label, which is the larger class: make it P(reuse).
+            let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+            ScorerParams::Logistic {
+                mean: mean.to_vec(),
+                scale: scale.to_vec(),
+                weights: fitted.params().iter().map(|w| w * sign).collect(),
+                intercept: fitted.intercept() * sign,
+            }
+        }
+        ModelKind::Tree => {
+            // Trees need no standardization; linfa-trees scans every row per node and feature, so subsample.
+            let keep = (config.tree.max_fit_rows as f64 / n.max(1) as f64).min(1.0);
+            let picked: Vec<usize> = (0..n).filter(|&i| keep_row(i.wrapping_add(1 << 45), keep)).collect();
+            let xs = x.select(ndarray::Axis(0), &picked);
+            let ys: Array1<bool> = picked.iter().map(|&i| y[i]).collect();
+            ScorerParams::Tree {
+                nodes: crate::tree::fit(xs, ys, &config.tree)?,
+            }
+        }
+    };
     let fit_seconds = fit_started.elapsed().as_secs_f64();
 
     let schema = FeatureSchema::current();
@@ -211,12 +246,7 @@ pub fn train(
         created_at,
         horizon_secs,
         feature_schema: schema,
-        scorer: ScorerParams::Logistic {
-            mean: mean.to_vec(),
-            scale: scale.to_vec(),
-            weights,
-            intercept,
-        },
+        scorer,
         calibration: Platt::IDENTITY,
         thresholds: Thresholds::NEVER_LET_GO,
         recent_thresholds: None,

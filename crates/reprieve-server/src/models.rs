@@ -32,9 +32,7 @@ pub fn model_info(loaded: &LoadedModel, active: bool) -> ModelInfo {
     let a = loaded.engine.model.artifact();
     ModelInfo {
         version: a.version.clone(),
-        kind: match a.scorer {
-            reprieve_model::artifact::ScorerParams::Logistic { .. } => "logistic".to_string(),
-        },
+        kind: a.scorer.kind().to_string(),
         feature_schema_version: a.feature_schema.version.clone(),
         feature_schema_hash: a.feature_schema.hash.clone(),
         feature_names: a.feature_schema.names.clone(),
