@@ -40,8 +40,18 @@ impl Engine {
 
     /// Scores `record` with an already aggregated history (`stats.at` is the scoring time).
     pub fn score_with_stats(&self, record: &ObjectRecord, stats: &HistoryStats, scope: ScopeState) -> Scored {
-        let at = stats.at;
-        let features = extract_with_stats(record, stats);
+        self.score_features(record, stats.at, extract_with_stats(record, stats), scope)
+    }
+
+    /// The verdict for `record` at `at` from an already extracted feature vector (e.g. one that includes facts the
+    /// record does not carry, such as a container image's tags).
+    pub fn score_features(
+        &self,
+        record: &ObjectRecord,
+        at: UnixSeconds,
+        features: FeatureVector,
+        scope: ScopeState,
+    ) -> Scored {
         let probability = self.model.probability(&features);
         let scope = ScopeState {
             out_of_domain: scope.out_of_domain || !self.model.in_domain(&features),

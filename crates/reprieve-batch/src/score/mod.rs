@@ -28,10 +28,7 @@ mod report;
 use std::path::{Path, PathBuf};
 
 use reprieve_core::features::extract_image_with_stats;
-use reprieve_core::policy::decide;
-use reprieve_core::verdict::verdict_id;
-use reprieve_core::{ImageFacts, ScopeState, Verdict};
-use reprieve_model::engine::TOP_CONTRIBUTIONS;
+use reprieve_core::{ImageFacts, ScopeState};
 use reprieve_model::{Engine, Scored};
 
 pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
@@ -168,8 +165,8 @@ pub fn score_object(engine: &Engine, object: &PreparedObject, scope: ScopeState)
 
 /// [`Engine::score_with_stats`] for a container image: the same model, domain check, thresholds and policy, on
 /// the feature vector that includes the image features. With every image fact empty it gives exactly the engine's
-/// verdict (tested). It lives here rather than in the engine only because the image facts are not (yet) part of
-/// [`ObjectRecord`]; it should move into `Engine` when they are.
+/// verdict (tested). The image facts are not (yet) part of [`ObjectRecord`], so the features are extracted here
+/// and the engine decides from them.
 pub fn score_image_with_stats(
     engine: &Engine,
     record: &reprieve_core::ObjectRecord,
@@ -177,35 +174,8 @@ pub fn score_image_with_stats(
     image: &ImageFacts,
     scope: ScopeState,
 ) -> Scored {
-    let at = stats.at;
     let features = extract_image_with_stats(record, stats, Some(image));
-    let model = &engine.model;
-    let probability = model.probability(&features);
-    let scope = ScopeState {
-        out_of_domain: scope.out_of_domain || !model.in_domain(&features),
-        ..scope
-    };
-    let decision = decide(
-        &engine.policy,
-        model.thresholds_for(&features),
-        record,
-        probability,
-        at,
-        scope,
-    );
-    let version = model.version();
-    let verdict = Verdict {
-        verdict_id: verdict_id(&record.tenant, &record.key, at, version),
-        tenant: record.tenant.clone(),
-        key: record.key.clone(),
-        class: decision.class,
-        probability,
-        reasons: decision.reasons,
-        contributions: model.contributions(&features, TOP_CONTRIBUTIONS),
-        model_version: version.to_string(),
-        scored_at: at,
-    };
-    Scored { verdict, features }
+    engine.score_features(record, stats.at, features, scope)
 }
 
 /// Scores `objects` on up to `threads` threads; the verdicts come back in the objects' order.
