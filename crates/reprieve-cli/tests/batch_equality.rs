@@ -9,11 +9,11 @@
 //! aggregated over the whole inventory with `reprieve_core::prefix` as the batch does.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+use common::{ServeProcess, arg, run_ok, score_args};
 
 use reprieve_batch::{InventoryOptions, ReadOptions, read_events, read_inventory};
 use reprieve_core::prefix::{PrefixAccumulator, parent_prefix, top_prefix};
@@ -22,54 +22,15 @@ use reprieve_proto::convert::{record_to_pb, verdict_to_pb};
 use reprieve_proto::v1::reuse_scorer_client::ReuseScorerClient;
 use reprieve_proto::v1::{self, ScoreRequest, ScoreStreamRequest};
 use reprieve_store::AuditRecord;
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 const DAY: i64 = 86_400;
 const START: i64 = 1_767_225_600;
 const DAYS: i64 = 45;
 
-fn reprieve() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reprieve"));
-    c.env("RUST_LOG", "info");
-    // The developer's own settings must not leak in.
-    for name in [
-        "REPRIEVE_CONFIG",
-        "REPRIEVE_LISTEN",
-        "REPRIEVE_MODEL",
-        "REPRIEVE_ADMIN_TOKEN",
-        "REPRIEVE_METRICS_LISTEN",
-        "REPRIEVE_DATA_DIR",
-        "REPRIEVE_AUDIT_DURABILITY",
-        "REPRIEVE_TLS_CERT",
-        "REPRIEVE_TLS_KEY",
-        "REPRIEVE_TLS_CLIENT_CA",
-    ] {
-        c.env_remove(name);
-    }
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = reprieve().args(args).output().expect("run reprieve");
-    assert!(
-        out.status.success(),
-        "reprieve {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
 /// The audited verdicts of the store in `dir`, by (tenant, key), each from `source`.
 fn audited(dir: &Path, at: UnixSeconds, source: &str) -> HashMap<(String, String), AuditRecord> {
     let at = at.to_string();
-    let out = run(&[
+    let out = run_ok(&[
         "feedback",
         "show",
         "--data-dir",
@@ -91,85 +52,6 @@ fn audited(dir: &Path, at: UnixSeconds, source: &str) -> HashMap<(String, String
             ((r.verdict.tenant.clone(), r.verdict.key.clone()), r)
         })
         .collect()
-}
-
-/// A `reprieve serve` process (stderr drained by a thread; the address read from its "listening" line).
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = reprieve()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", arg(data_dir)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening")
-                    && let Some(addr) = line.split("addr=Some(").nth(1).and_then(|r| r.split(')').next())
-                {
-                    let _ = tx.send(addr.to_string());
-                }
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => Self { child, addr, log },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the server did not start: {:?}",
-                    log.lock().unwrap_or_else(|p| p.into_inner())
-                );
-            }
-        }
-    }
-
-    async fn ready(&self) -> Channel {
-        let endpoint = format!("http://{}", self.addr);
-        for _ in 0..600 {
-            if let Ok(channel) = Channel::from_shared(endpoint.clone())
-                .expect("endpoint")
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel.clone())
-                    .check(HealthCheckRequest { service: String::new() })
-                    .await
-                    .map(|r| r.into_inner().status);
-                if status.is_ok_and(|s| s == ServingStatus::Serving as i32) {
-                    return channel;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} never became SERVING", self.addr);
-    }
-
-    /// SIGTERM and a clean exit (which releases the store for `reprieve feedback show`).
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let exit = self.child.wait().expect("server exits");
-        assert!(
-            exit.success(),
-            "clean exit: {exit:?} {:?}",
-            self.log.lock().unwrap_or_else(|p| p.into_inner())
-        );
-    }
 }
 
 /// The records a gRPC client sends for the inventory and log in `trace`, scored at `at`, sorted by (tenant, key).
@@ -310,7 +192,7 @@ fn assert_same(server: &v1::Verdict, batch: &AuditRecord, csv: &HashMap<String, 
 async fn the_server_gives_the_batch_scorers_verdicts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join("trace");
-    run(&[
+    run_ok(&[
         "synth",
         "--out-dir",
         arg(&trace),
@@ -328,19 +210,7 @@ async fn the_server_gives_the_batch_scorers_verdicts() {
     let at = START + DAYS * DAY;
     let scores = dir.path().join("scores.csv");
     let batch_store = dir.path().join("batch-store");
-    run(&[
-        "score",
-        "--inventory",
-        arg(&trace.join("inventory.csv")),
-        "--logs",
-        arg(&trace.join("events.csv")),
-        "--at",
-        &at.to_string(),
-        "--out",
-        arg(&scores),
-        "--data-dir",
-        arg(&batch_store),
-    ]);
+    run_ok(&score_args(&trace, at, &scores, &batch_store));
     let rows = scores_csv(&scores);
     let batch = audited(&batch_store, at, "batch");
     assert_eq!(batch.len(), 500);
@@ -355,7 +225,7 @@ async fn the_server_gives_the_batch_scorers_verdicts() {
     assert!(classes.len() >= 2, "{classes:?}");
 
     let server_store = dir.path().join("server-store");
-    let server = Server::start(&server_store);
+    let server = ServeProcess::start(&server_store);
     let mut client = ReuseScorerClient::new(server.ready().await);
     let objects: Vec<v1::ObjectRecord> = records.iter().map(record_to_pb).collect();
     let mut unary = Vec::new();

@@ -1,22 +1,10 @@
 //! The `reprieve` binary as a user runs it: real files in a temporary directory, a real server process.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn reprieve() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reprieve"));
-    c.env("RUST_LOG", "info");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    reprieve().args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{ServeProcess, reprieve, run, stderr, train_args};
 
 #[test]
 fn synth_then_train_writes_a_loadable_model() {
@@ -38,23 +26,7 @@ fn synth_then_train_writes_a_loadable_model() {
         assert!(trace.join(f).is_file(), "{f} written");
     }
     let model = dir.path().join("m.json");
-    let out = run(&[
-        "train",
-        "--events",
-        trace.join("events.csv").to_str().expect("utf-8"),
-        "--inventory",
-        trace.join("inventory.csv").to_str().expect("utf-8"),
-        "--horizon",
-        "7d",
-        "--step",
-        "7d",
-        "--calibration-cuts",
-        "2",
-        "--name",
-        "cli-test",
-        "--out",
-        model.to_str().expect("utf-8"),
-    ]);
+    let out = run(&train_args(&trace, "cli-test", &model, &[]));
     assert!(out.status.success(), "{}", stderr(&out));
     let loaded = reprieve_model_load(&model);
     assert!(loaded.starts_with("cli-test-"), "{loaded}");
@@ -129,30 +101,12 @@ fn errors_are_one_line_with_exit_codes() {
 fn serve_uses_the_bundled_model_and_stops_on_sigterm() {
     // In a scratch directory: the server keeps its feedback store in ./reprieve-data by default.
     let cwd = tempfile::tempdir().expect("tempdir");
-    let mut child = reprieve()
-        .current_dir(cwd.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    // The server logs its address first thing; give up (and kill it) if it does not within 200 lines.
-    for line in lines.by_ref().take(200) {
-        let line = line.expect("log line");
-        if line.contains("listening") {
-            addr = line
-                .split("addr=Some(")
-                .nth(1)
-                .and_then(|r| r.split(')').next())
-                .map(str::to_string);
-            break;
-        }
-    }
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        panic!("the server did not log its address");
-    };
+    let mut server = ServeProcess::spawn(
+        reprieve()
+            .current_dir(cwd.path())
+            .args(["serve", "--listen", "127.0.0.1:0"]),
+    );
+    let addr = server.addr.clone();
     let runtime = tokio_runtime();
     let verdicts = runtime.block_on(async {
         let mut client = reprieve_proto::v1::reuse_scorer_client::ReuseScorerClient::connect(format!("http://{addr}"))
@@ -182,14 +136,14 @@ fn serve_uses_the_bundled_model_and_stops_on_sigterm() {
 
     // Close the client's connection before asking the server to stop.
     drop(runtime);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = child.wait().expect("server exits");
+    let exit = server.terminate();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let log = server.log();
+    let rest = &log[log
+        .iter()
+        .position(|l| *l == server.listening)
+        .expect("the listening line")
+        + 1..];
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
 

@@ -4,130 +4,24 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{ServeProcess, reprieve};
 
 use reprieve_proto::v1::feedback_client::FeedbackClient;
 use reprieve_proto::v1::{
     Action, ActionKind, GetPrecisionRequest, RecordActionsRequest, RecordRestoresRequest, Restore,
 };
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 const TENANT: &str = "durability";
 const WRITERS: usize = 4;
 const BATCH: usize = 50;
 const CYCLES: u64 = 20;
-
-fn reprieve() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reprieve"));
-    c.env("RUST_LOG", "info");
-    // The developer's own settings must not leak in.
-    for name in [
-        "REPRIEVE_CONFIG",
-        "REPRIEVE_LISTEN",
-        "REPRIEVE_MODEL",
-        "REPRIEVE_ADMIN_TOKEN",
-        "REPRIEVE_METRICS_LISTEN",
-        "REPRIEVE_DATA_DIR",
-        "REPRIEVE_AUDIT_DURABILITY",
-    ] {
-        c.env_remove(name);
-    }
-    c
-}
-
-/// A `reprieve serve` process and its log (stderr is drained by a thread so the server never blocks on it).
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = reprieve()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening")
-                    && let Some(addr) = line.split("addr=Some(").nth(1).and_then(|r| r.split(')').next())
-                {
-                    let _ = tx.send(addr.to_string());
-                }
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => Server { child, addr, log },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the server did not start: {:?}",
-                    log.lock().unwrap_or_else(|p| p.into_inner())
-                );
-            }
-        }
-    }
-
-    /// Waits until the health service says SERVING and returns a channel.
-    async fn ready(&self) -> Channel {
-        let endpoint = format!("http://{}", self.addr);
-        for _ in 0..300 {
-            if let Ok(channel) = Channel::from_shared(endpoint.clone())
-                .expect("endpoint")
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel.clone())
-                    .check(HealthCheckRequest { service: String::new() })
-                    .await
-                    .map(|r| r.into_inner().status);
-                if status.is_ok_and(|s| s == ServingStatus::Serving as i32) {
-                    return channel;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} never became SERVING", self.addr);
-    }
-
-    /// SIGKILL: no shutdown of any kind.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    /// SIGTERM and a clean exit.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let exit = self.child.wait().expect("server exits");
-        assert!(
-            exit.success(),
-            "clean exit: {exit:?} {:?}",
-            self.log.lock().unwrap_or_else(|p| p.into_inner())
-        );
-    }
-}
 
 /// One feedback request as sent.
 #[derive(Debug, Clone)]
@@ -291,7 +185,7 @@ async fn sigkill_loses_no_acknowledged_feedback_and_duplicates_none() {
     let mut acked_total = 0;
     let started = Instant::now();
     for cycle in 0..=CYCLES {
-        let server = Server::start(&data);
+        let server = ServeProcess::start(&data);
         let channel = server.ready().await;
         let mut client = FeedbackClient::new(channel);
         if let Some(outcome) = previous.take() {
@@ -383,7 +277,7 @@ fn startup_error(dir: &Path) -> String {
 async fn a_locked_corrupt_or_foreign_data_directory_stops_the_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("store");
-    let first = Server::start(&data);
+    let first = ServeProcess::start(&data);
     let mut client = FeedbackClient::new(first.ready().await);
     let (actions, _) = batch(0, 0, 0, 1_700_000_000);
     actions.send(&mut client).await.expect("write");

@@ -3,33 +3,15 @@
 //! breakers report on them, `reprieve feedback export` writes the training Parquet and `reprieve train --feedback`
 //! learns from it. Every number checked below is counted by hand from the files the test wrote.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{arg as s, error_line, reprieve, run, score_args, stderr, train_args};
 use reprieve_core::features::FEATURE_SCHEMA_VERSION;
 use reprieve_core::time::{DAY, format_rfc3339};
 use serde_json::Value;
-
-fn reprieve() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reprieve"));
-    c.env("RUST_LOG", "info")
-        .env_remove("REPRIEVE_DATA_DIR")
-        .env_remove("REPRIEVE_CONFIG");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    reprieve().args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// Runs and expects success; returns stdout parsed as JSON.
 fn json(args: &[&str]) -> Value {
@@ -38,12 +20,18 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {:?}", out.stdout))
 }
 
-/// The last stderr line of a failed run, which must be the one error line.
-fn error_line(o: &Output) -> String {
-    let err = stderr(o);
-    let last = err.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("reprieve: error: "), "{err}");
-    last
+/// `feedback COMMAND --data-dir DATA EXTRA... --format json`.
+fn feedback_args<'a>(command: &'a str, data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["feedback", command, "--data-dir", data];
+    args.extend_from_slice(extra);
+    args.extend(["--format", "json"]);
+    args
+}
+
+/// Runs `reprieve feedback COMMAND --data-dir DATA EXTRA... --format json`, expects success and returns stdout
+/// parsed as JSON.
+fn feedback_json(command: &str, data: &str, extra: &[&str]) -> Value {
+    json(&feedback_args(command, data, extra))
 }
 
 /// Synth start (2026-01-01T00:00:00Z) and span of the test trace.
@@ -93,25 +81,6 @@ fn synth(dir: &Path) -> PathBuf {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     trace
-}
-
-fn score_args(trace: &Path, at: i64, out: &Path, data: &Path) -> Vec<String> {
-    [
-        "score",
-        "--inventory",
-        s(&trace.join("inventory.csv")),
-        "--logs",
-        s(&trace.join("events.csv")),
-        "--at",
-        &at.to_string(),
-        "--out",
-        s(out),
-        "--data-dir",
-        s(data),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
 }
 
 fn scene() -> Scene {
@@ -179,34 +148,6 @@ fn upper_95_none_restored(n: u64) -> f64 {
     1.0 - 0.05f64.powf(1.0 / n as f64)
 }
 
-fn train_args(trace: &Path, out: &Path, feedback: &[&Path]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "train",
-        "--events",
-        s(&trace.join("events.csv")),
-        "--inventory",
-        s(&trace.join("inventory.csv")),
-        "--horizon",
-        "7d",
-        "--step",
-        "7d",
-        "--calibration-cuts",
-        "2",
-        "--name",
-        "fb",
-        "--out",
-        s(out),
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect();
-    for f in feedback {
-        a.push("--feedback".into());
-        a.push(s(f).into());
-    }
-    a
-}
-
 fn training_summary(path: &Path) -> Value {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("artifact")).expect("json");
     v["training"].clone()
@@ -220,18 +161,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
 
     // The audit trail holds the batch's verdicts, features included.
     let first = &sc.scores[0];
-    let shown = json(&[
-        "feedback",
-        "show",
-        "--data-dir",
-        data,
-        "--key",
-        &first.key,
-        "--tenant",
-        &first.tenant,
-        "--format",
-        "json",
-    ]);
+    let shown = feedback_json("show", data, &["--key", &first.key, "--tenant", &first.tenant]);
     let shown = shown.as_array().expect("array");
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0]["verdict"]["verdict_id"], first.verdict_id.as_str());
@@ -241,20 +171,11 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
         shown[0]["features"].as_array().expect("features").len(),
         reprieve_core::FEATURE_COUNT
     );
-    let range = json(&[
-        "feedback",
+    let range = feedback_json(
         "show",
-        "--data-dir",
         data,
-        "--from",
-        &at.to_string(),
-        "--to",
-        &at.to_string(),
-        "--limit",
-        "7",
-        "--format",
-        "json",
-    ]);
+        &["--from", &at.to_string(), "--to", &at.to_string(), "--limit", "7"],
+    );
     assert_eq!(range.as_array().expect("array").len(), 7);
     let table = run(&[
         "feedback",
@@ -318,16 +239,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     ));
     let actions = sc.dir.path().join("actions.csv");
     std::fs::write(&actions, csv).expect("write");
-    let out = run(&[
-        "feedback",
-        "actions",
-        "--data-dir",
-        data,
-        "--file",
-        s(&actions),
-        "--format",
-        "json",
-    ]);
+    let out = run(&feedback_args("actions", data, &["--file", s(&actions)]));
     assert!(out.status.success(), "{}", stderr(&out));
     let ack: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(ack["format"], "csv");
@@ -377,64 +289,28 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     ));
     let restores = sc.dir.path().join("restores.jsonl");
     std::fs::write(&restores, jsonl).expect("write");
-    let ack = json(&[
-        "feedback",
-        "restores",
-        "--data-dir",
-        data,
-        "--file",
-        s(&restores),
-        "--format",
-        "json",
-    ]);
+    let ack = feedback_json("restores", data, &["--file", s(&restores)]);
     assert_eq!(ack["format"], "jsonl");
     assert_eq!((ack["rows"].as_u64(), ack["accepted"].as_u64()), (Some(10), Some(8)));
     assert_eq!(ack["matched"], 5);
     assert_eq!(ack["bad_rows"], 2);
 
     let precision = || {
-        json(&[
-            "feedback",
+        feedback_json(
             "precision",
-            "--data-dir",
             data,
-            "--tenant",
-            &tenant,
-            "--prefix",
-            &prefix,
-            "--window",
-            "all",
-            "--format",
-            "json",
-        ])
+            &["--tenant", &tenant, "--prefix", &prefix, "--window", "all"],
+        )
     };
     let before = precision();
 
     // Re-running both files changes nothing.
-    let ack = json(&[
-        "feedback",
-        "actions",
-        "--data-dir",
-        data,
-        "--file",
-        s(&actions),
-        "--format",
-        "json",
-    ]);
+    let ack = feedback_json("actions", data, &["--file", s(&actions)]);
     assert_eq!(
         (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
         (Some(0), Some(122))
     );
-    let ack = json(&[
-        "feedback",
-        "restores",
-        "--data-dir",
-        data,
-        "--file",
-        s(&restores),
-        "--format",
-        "json",
-    ]);
+    let ack = feedback_json("restores", data, &["--file", s(&restores)]);
     assert_eq!(
         (
             ack["accepted"].as_u64(),
@@ -488,20 +364,11 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     }
     // The window counts actions before --at only.
     let windowed = |at: i64, window: &str| {
-        json(&[
-            "feedback",
+        feedback_json(
             "precision",
-            "--data-dir",
             data,
-            "--tenant",
-            &tenant,
-            "--at",
-            &at.to_string(),
-            "--window",
-            window,
-            "--format",
-            "json",
-        ])["rows"]
+            &["--tenant", &tenant, "--at", &at.to_string(), "--window", window],
+        )["rows"]
             .as_array()
             .expect("rows")
             .len()
@@ -512,15 +379,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("OPEN"));
 
     // The breaker of the scope opened; an audited reset closes it.
-    let breakers = json(&[
-        "feedback",
-        "breakers",
-        "--data-dir",
-        data,
-        "--events",
-        "--format",
-        "json",
-    ]);
+    let breakers = feedback_json("breakers", data, &["--events"]);
     let ours = |b: &Value| {
         b["scopes"]
             .as_array()
@@ -573,15 +432,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ack: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(ack["was_open"], true);
-    let breakers = json(&[
-        "feedback",
-        "breakers",
-        "--data-dir",
-        data,
-        "--events",
-        "--format",
-        "json",
-    ]);
+    let breakers = feedback_json("breakers", data, &["--events"]);
     let state = ours(&breakers)["state"].clone();
     assert_eq!(state["open"], false);
     assert_eq!(state["counting_since"].as_i64(), Some(reset_at));
@@ -599,36 +450,15 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("reset by alice (was open): false alarm: migration"));
 
     // Export: before the restore windows close only the restored verdicts have a label; after, every acted-on one.
+    let export = |out: &Path, at: i64| feedback_json("export", data, &["--out", s(out), "--at", &at.to_string()]);
     let early = sc.dir.path().join("early.parquet");
-    let summary = json(&[
-        "feedback",
-        "export",
-        "--data-dir",
-        data,
-        "--out",
-        s(&early),
-        "--at",
-        &(at + 2 * DAY).to_string(),
-        "--format",
-        "json",
-    ]);
+    let summary = export(&early, at + 2 * DAY);
     assert_eq!(
         (summary["rows"].as_u64(), summary["reused"].as_u64()),
         (Some(5), Some(5))
     );
     let full = sc.dir.path().join("feedback.parquet");
-    let summary = json(&[
-        "feedback",
-        "export",
-        "--data-dir",
-        data,
-        "--out",
-        s(&full),
-        "--at",
-        &(at + 40 * DAY).to_string(),
-        "--format",
-        "json",
-    ]);
+    let summary = export(&full, at + 40 * DAY);
     // 120 soft deletes and one archive; the ignored action is no label. The late restore matched nothing.
     assert_eq!(
         (summary["rows"].as_u64(), summary["reused"].as_u64()),
@@ -640,13 +470,13 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     // Training counts the feedback rows (two exports: the option repeats).
     let plain = sc.dir.path().join("plain.json");
     let out = reprieve()
-        .args(train_args(&sc.trace, &plain, &[]))
+        .args(train_args(&sc.trace, "fb", &plain, &[]))
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let with = sc.dir.path().join("with.json");
     let out = reprieve()
-        .args(train_args(&sc.trace, &with, &[&full, &early]))
+        .args(train_args(&sc.trace, "fb", &with, &[&full, &early]))
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -671,7 +501,7 @@ fn score_audits_then_actions_restores_precision_breakers_export_and_train() {
     std::fs::write(&old, bytes).expect("write");
     let refused = sc.dir.path().join("refused.json");
     let out = reprieve()
-        .args(train_args(&sc.trace, &refused, &[&old]))
+        .args(train_args(&sc.trace, "fb", &refused, &[&old]))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -743,16 +573,7 @@ fn strict_files_record_nothing_and_missing_or_locked_stores_are_one_line_errors(
     assert_eq!(out.status.code(), Some(1));
     let line = error_line(&out);
     assert!(line.contains("restores.csv:3: requested_at is after at"), "{line}");
-    let ack = json(&[
-        "feedback",
-        "restores",
-        "--data-dir",
-        data_s,
-        "--file",
-        s(&file),
-        "--format",
-        "json",
-    ]);
+    let ack = feedback_json("restores", data_s, &["--file", s(&file)]);
     assert_eq!((ack["accepted"].as_u64(), ack["bad_rows"].as_u64()), (Some(1), Some(1)));
 
     // A header without the required columns refuses the whole file.

@@ -2,10 +2,11 @@
 //! honoured stop the start with one line and exit code 1 before the store is touched (never a plaintext
 //! listener); good ones give a mutual-TLS listener that admits only clients with a certificate from the client CA.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
+
+use common::{ServeProcess, arg, reprieve};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -14,30 +15,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-fn reprieve() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reprieve"));
-    c.env("RUST_LOG", "info");
-    for name in [
-        "REPRIEVE_CONFIG",
-        "REPRIEVE_LISTEN",
-        "REPRIEVE_MODEL",
-        "REPRIEVE_ADMIN_TOKEN",
-        "REPRIEVE_METRICS_LISTEN",
-        "REPRIEVE_DATA_DIR",
-        "REPRIEVE_AUDIT_DURABILITY",
-        "REPRIEVE_TLS_CERT",
-        "REPRIEVE_TLS_KEY",
-        "REPRIEVE_TLS_CLIENT_CA",
-    ] {
-        c.env_remove(name);
-    }
-    c
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 /// A CA and leaf certificates it signs (PEM).
 struct Ca {
@@ -156,36 +133,15 @@ async fn mutual_tls_from_flags_and_environment_admits_only_the_client_cas_certif
     for (name, text) in [("server.pem", &cert), ("server.key", &key), ("ca.pem", &ca.pem)] {
         std::fs::write(dir.path().join(name), text).expect("write PEM");
     }
-    let mut child = reprieve()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--tls-cert", arg(&dir.path().join("server.pem"))])
-        .args(["--tls-key", arg(&dir.path().join("server.key"))])
-        .env("REPRIEVE_TLS_CLIENT_CA", dir.path().join("ca.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let Ok(listening) = rx.recv_timeout(Duration::from_secs(120)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the server did not start");
-    };
-    let addr = listening
-        .split("addr=Some(")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .expect("the address in the log")
-        .to_string();
+    let mut server = ServeProcess::spawn(
+        reprieve()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--tls-cert", arg(&dir.path().join("server.pem"))])
+            .args(["--tls-key", arg(&dir.path().join("server.key"))])
+            .env("REPRIEVE_TLS_CLIENT_CA", dir.path().join("ca.pem")),
+    );
+    let (addr, listening) = (server.addr.clone(), server.listening.clone());
     assert!(listening.contains("mutual-tls"), "{listening}");
 
     let tls = ClientTlsConfig::new()
@@ -215,8 +171,7 @@ async fn mutual_tls_from_flags_and_environment_admits_only_the_client_cas_certif
     };
     let refused = check(tls.clone()).await;
     let admitted = check(tls.identity(Identity::from_pem(client_cert, client_key))).await;
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let exit = child.wait().expect("server exits");
+    let exit = server.terminate();
     assert!(refused.is_err(), "no client certificate: {refused:?}");
     assert_eq!(admitted, Ok(ServingStatus::Serving as i32));
     assert!(exit.success(), "{exit:?}");
