@@ -59,13 +59,19 @@ score() {
 s3_parse() {
   local dir="$BENCH_DIR/synth-small" log_file="$BENCH_DIR/s3/s3-access.log"
   mkdir -p "$BENCH_DIR/s3"
-  (cd "$REPO" && cargo bench --workspace --bench s3_log --no-run)
+  # S3_LOG_BIN: an already built benches/s3_log.rs binary (target/release/deps/s3_log-*), to skip cargo.
+  local s3_log=(cargo bench --workspace --bench s3_log --)
+  if [[ -n "${S3_LOG_BIN:-}" ]]; then
+    s3_log=("$S3_LOG_BIN")
+  else
+    (cd "$REPO" && cargo bench --workspace --bench s3_log --no-run)
+  fi
   if [[ ! -s "$log_file" ]]; then
     # About 6M lines, ~2.5 GB: large enough that the page cache, not the parse, is what is warmed.
-    (cd "$REPO" && cargo bench --workspace --bench s3_log -- gen "$dir/events.parquet" "$log_file" 6000000)
+    (cd "$REPO" && "${s3_log[@]}" gen "$dir/events.parquet" "$log_file" 6000000)
   fi
   local out
-  out=$(cd "$REPO" && cargo bench --workspace --bench s3_log -- parse "$log_file" "$RUNS")
+  out=$(cd "$REPO" && "${s3_log[@]}" parse "$log_file" "$RUNS")
   echo "$out"
   local json
   json=$(grep '^{' <<<"$out")

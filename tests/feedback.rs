@@ -1097,3 +1097,37 @@ async fn buffered_audit_still_lists_every_returned_verdict_and_a_storeless_serve
     assert_eq!(err.code(), Code::FailedPrecondition);
     storeless.stop().await.expect("clean shutdown");
 }
+
+/// A client that waits for each chunk's answer before sending the next gets every answer (the server must not hold
+/// an audited chunk back until the next one arrives). The timeout turns a hang into a failure; it is not a speed
+/// requirement.
+#[tokio::test]
+async fn a_stream_client_that_waits_for_each_answer_gets_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_with_store(config(&dir.path().join("store")), Some(default_model())).await;
+    let mut client = ReuseScorerClient::new(server.channel().await);
+    let (chunks, inbound) = tokio::sync::mpsc::channel::<ScoreStreamRequest>(1);
+    let mut answers = client
+        .score_stream(tokio_stream::wrappers::ReceiverStream::new(inbound))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let at = now();
+    for i in 0..3 {
+        let request = ScoreStreamRequest {
+            objects: vec![eligible("t", &format!("img/ping-{i}.png"), at)],
+            at_unix: Some(at),
+        };
+        chunks.send(request).await.expect("the stream takes the chunk");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(60), answers.message())
+            .await
+            .unwrap_or_else(|_| panic!("no answer to chunk {i} while the client waits for it"))
+            .expect("stream message")
+            .expect("an answer, not the end");
+        assert_eq!(answer.verdicts.len(), 1);
+        assert_eq!(answer.verdicts[0].key, format!("img/ping-{i}.png"));
+    }
+    drop(chunks);
+    assert!(answers.message().await.expect("clean end").is_none());
+    server.stop().await.expect("clean shutdown");
+}

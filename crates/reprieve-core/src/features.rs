@@ -255,6 +255,24 @@ impl FeatureVector {
         self.get(Feature::Reads30dLog) > 0.0
     }
 
+    /// Whether anything suggests a periodic or seasonal use: a seasonal word in the name, reads that line up with a
+    /// week, month or year ago, or a schedule that runs the object. Such objects look idle between their uses, which
+    /// is where an idle-time rule deletes them; models choose their thresholds on them alone.
+    pub fn periodic_signal(&self) -> bool {
+        [
+            Feature::SeasonalWord,
+            Feature::WeeklyLagMatch,
+            Feature::MonthlyLagMatch,
+            Feature::MonthAgoUpcoming,
+            Feature::YearlyLagMatch,
+            Feature::YearAgoUpcoming,
+            Feature::TwoYearsAgoUpcoming,
+            Feature::ScheduledRun,
+        ]
+        .iter()
+        .any(|&f| self.get(f) > 0.0)
+    }
+
     /// The same vector as if the record had carried no prefix activity (what a gRPC caller that does not know
     /// its prefixes sends). Training uses it so that models also learn to score such objects.
     pub fn without_prefix_activity(&self) -> FeatureVector {

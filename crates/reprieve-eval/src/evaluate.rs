@@ -125,6 +125,8 @@ pub struct CutReport {
     pub model_threshold: f64,
     /// The same for recently read objects (`None`: the model has no separate recent thresholds).
     pub model_threshold_recent: Option<f64>,
+    /// The same for objects with a periodic or seasonal signal that were not read recently.
+    pub model_threshold_periodic: Option<f64>,
     /// The calibrated recency rule's idle threshold in days (`None`: it could not meet the target).
     pub recency_calibrated_days: Option<f64>,
     pub methods: BTreeMap<String, Figures>,
@@ -256,6 +258,7 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
         let model = Model::from_artifact(artifact)?;
         let model_threshold = model.thresholds().delete_max;
         let model_threshold_recent = model.artifact().recent_thresholds.map(|t| t.delete_max);
+        let model_threshold_periodic = model.artifact().periodic_thresholds.map(|t| t.delete_max);
         // The recency rule calibrated on the same cuts: flag idle >= D, i.e. score -idle <= -D.
         let groups: Vec<Vec<Scored>> = calibration
             .iter()
@@ -336,6 +339,7 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             calibration_cuts: calibration.iter().map(|c| c.at).collect(),
             model_threshold,
             model_threshold_recent,
+            model_threshold_periodic,
             recency_calibrated_days: recency_min_idle.map(|d| d / DAY as f64),
             methods: cut_tallies.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),
             methods_recent: cut_recent.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),

@@ -115,6 +115,32 @@ pub struct TrainingSummary {
     pub seconds: f64,
 }
 
+/// The populations that get thresholds of their own: a bound that holds pooled over the long-idle majority can fail
+/// on the objects where reuse is likely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// Read in the last 30 days ([`FeatureVector::recently_read`]).
+    Recent,
+    /// Not recently read, but with a periodic or seasonal signal ([`FeatureVector::periodic_signal`]).
+    Periodic,
+    /// Everything else.
+    Settled,
+}
+
+impl Segment {
+    pub const ALL: [Segment; 3] = [Segment::Recent, Segment::Periodic, Segment::Settled];
+
+    pub fn of(features: &FeatureVector) -> Self {
+        if features.recently_read() {
+            Self::Recent
+        } else if features.periodic_signal() {
+            Self::Periodic
+        } else {
+            Self::Settled
+        }
+    }
+}
+
 /// A serialised model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
@@ -135,6 +161,11 @@ pub struct ModelArtifact {
     /// artifacts that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent_thresholds: Option<Thresholds>,
+    /// Thresholds for objects not recently read but with a periodic or seasonal signal
+    /// ([`FeatureVector::periodic_signal`]), chosen on those objects alone. Absent in artifacts that predate it
+    /// (then `thresholds` apply to them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_thresholds: Option<Thresholds>,
     pub targets: Targets,
     pub training: TrainingSummary,
     pub metrics: BTreeMap<String, f64>,
@@ -153,6 +184,10 @@ impl ModelArtifact {
         // Later additions hash only when present, so older artifacts keep their versions.
         if let Some(recent) = &self.recent_thresholds {
             h.write(&serde_json::to_vec(recent).unwrap_or_default());
+        }
+        if let Some(periodic) = &self.periodic_thresholds {
+            h.write(b"periodic");
+            h.write(&serde_json::to_vec(periodic).unwrap_or_default());
         }
         h.write(self.feature_schema.hash.as_bytes());
         format!("{}-{:08x}", self.name, h.finish() as u32)
@@ -260,10 +295,13 @@ impl Model {
             .thresholds
             .validate()
             .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        if let Some(recent) = &artifact.recent_thresholds {
-            recent
-                .validate()
-                .map_err(|e| ModelError::Invalid(format!("recent_thresholds: {e}")))?;
+        for (name, segment) in [
+            ("recent_thresholds", &artifact.recent_thresholds),
+            ("periodic_thresholds", &artifact.periodic_thresholds),
+        ] {
+            if let Some(t) = segment {
+                t.validate().map_err(|e| ModelError::Invalid(format!("{name}: {e}")))?;
+            }
         }
         if artifact.horizon_secs <= 0 {
             return Err(ModelError::Invalid("horizon_secs must be positive".into()));
@@ -337,10 +375,12 @@ impl Model {
 
     /// The thresholds that apply to an object with these features (its recency segment's).
     pub fn thresholds_for(&self, features: &FeatureVector) -> &Thresholds {
-        match &self.artifact.recent_thresholds {
-            Some(recent) if features.recently_read() => recent,
-            _ => &self.artifact.thresholds,
-        }
+        let segment = match Segment::of(features) {
+            Segment::Recent => &self.artifact.recent_thresholds,
+            Segment::Periodic => &self.artifact.periodic_thresholds,
+            Segment::Settled => &None,
+        };
+        segment.as_ref().unwrap_or(&self.artifact.thresholds)
     }
 
     /// Whether the model alone would make this object a delete candidate (in domain and at or below its
@@ -422,5 +462,81 @@ impl Model {
                 contribution: c,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reprieve_core::ObjectRecord;
+    use reprieve_core::features::extract;
+    use reprieve_core::time::DAY;
+
+    use super::*;
+
+    fn thresholds(delete_max: f64) -> Thresholds {
+        Thresholds {
+            delete_max,
+            archive_max: delete_max.max(0.2),
+            retain_min: 0.5,
+        }
+    }
+
+    fn flat_model() -> Model {
+        let artifact = ModelArtifact {
+            format: ARTIFACT_FORMAT.into(),
+            name: "flat".into(),
+            version: "flat-0".into(),
+            created_at: 0,
+            horizon_secs: 14 * DAY,
+            feature_schema: FeatureSchema::current(),
+            scorer: ScorerParams::Logistic {
+                mean: vec![0.0; FEATURE_COUNT],
+                scale: vec![1.0; FEATURE_COUNT],
+                weights: vec![0.0; FEATURE_COUNT],
+                intercept: 0.0,
+            },
+            calibration: Platt::IDENTITY,
+            thresholds: thresholds(0.1),
+            recent_thresholds: Some(thresholds(-1.0)),
+            periodic_thresholds: Some(thresholds(0.05)),
+            targets: Targets::default(),
+            training: TrainingSummary::default(),
+            metrics: BTreeMap::new(),
+            domain: None,
+        };
+        Model::from_artifact(artifact).expect("valid artifact")
+    }
+
+    #[test]
+    fn each_segment_gets_its_own_thresholds() {
+        let at = 400 * DAY;
+        let model = flat_model();
+        let mut recent = ObjectRecord::with_key("img/a.png");
+        recent.history.accesses = vec![at - 3 * DAY];
+        let seasonal = ObjectRecord::with_key("cdn/christmas-2024/banner.png");
+        let mut idle = ObjectRecord::with_key("img/b.png");
+        idle.history.accesses = vec![at - 200 * DAY];
+        let cases = [
+            (recent, Segment::Recent, -1.0),
+            (seasonal, Segment::Periodic, 0.05),
+            (idle, Segment::Settled, 0.1),
+        ];
+        for (record, segment, delete_max) in cases {
+            let f = extract(&record, at);
+            assert_eq!(Segment::of(&f), segment, "{}", record.key);
+            assert_eq!(model.thresholds_for(&f).delete_max, delete_max, "{}", record.key);
+        }
+    }
+
+    #[test]
+    fn an_invalid_segment_threshold_is_refused() {
+        let mut artifact = flat_model().artifact().clone();
+        artifact.periodic_thresholds = Some(Thresholds {
+            delete_max: 0.9,
+            archive_max: 0.1,
+            retain_min: 0.5,
+        });
+        let err = Model::from_artifact(artifact).expect_err("delete above archive");
+        assert!(err.to_string().contains("periodic_thresholds"), "{err}");
     }
 }

@@ -11,7 +11,9 @@ use reprieve_core::Thresholds;
 use reprieve_core::features::{FEATURE_COUNT, FeatureSchema, FeatureVector};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{ARTIFACT_FORMAT, FeatureDomain, Model, ModelArtifact, ScorerParams, Targets, TrainingSummary};
+use crate::artifact::{
+    ARTIFACT_FORMAT, FeatureDomain, Model, ModelArtifact, ScorerParams, Segment, Targets, TrainingSummary,
+};
 use crate::calibration::Platt;
 use crate::dataset::Cut;
 use crate::error::ModelError;
@@ -93,7 +95,7 @@ pub struct ExtraRows {
 #[derive(Debug, Clone, Copy)]
 struct SegmentScored {
     scored: Scored,
-    recent: bool,
+    segment: Segment,
 }
 
 /// The thresholds of one recency segment: each class's threshold is chosen on that segment's items alone, once
@@ -101,13 +103,13 @@ struct SegmentScored {
 fn segment_thresholds(
     as_is: &[Vec<SegmentScored>],
     without_prefix: &[Vec<SegmentScored>],
-    recent: bool,
+    segment: Segment,
     config: &TrainConfig,
 ) -> Thresholds {
     let only = |groups: &[Vec<SegmentScored>]| -> Vec<Vec<Scored>> {
         groups
             .iter()
-            .map(|g| g.iter().filter(|s| s.recent == recent).map(|s| s.scored).collect())
+            .map(|g| g.iter().filter(|s| s.segment == segment).map(|s| s.scored).collect())
             .collect()
     };
     let (as_is, without_prefix) = (only(as_is), only(without_prefix));
@@ -250,6 +252,7 @@ pub fn train(
         calibration: Platt::IDENTITY,
         thresholds: Thresholds::NEVER_LET_GO,
         recent_thresholds: None,
+        periodic_thresholds: None,
         targets: config.targets,
         training: TrainingSummary::default(),
         metrics: BTreeMap::new(),
@@ -301,7 +304,7 @@ pub fn train(
                         },
                         reused: *reused,
                     },
-                    recent: f.recently_read(),
+                    segment: Segment::of(f),
                 })
                 .collect()
         })
@@ -311,9 +314,12 @@ pub fn train(
     let (as_is, without_prefix) = groups.split_at(calibration.len());
     // Too few calibration cuts: the model lets nothing go (the `calibration_cuts` metric says why).
     let enough_cuts = calibration.len() >= config.min_calibration_cuts;
-    let chosen = |recent: bool| {
-        if enough_cuts {
-            segment_thresholds(as_is, without_prefix, recent, config)
+    // Objects with a periodic or seasonal signal are never let go: their cycle (a month, a season) is longer than
+    // what a few calibration cuts can show to be over, and choosing their thresholds on such cuts made it worse on a
+    // 400-day trace (seasonal assets flagged in their off-season at 9.8%, see the model card).
+    let chosen = |segment: Segment| {
+        if enough_cuts && segment != Segment::Periodic {
+            segment_thresholds(as_is, without_prefix, segment, config)
         } else {
             Thresholds {
                 retain_min: config.retain_min.clamp(0.0, 1.0),
@@ -321,10 +327,19 @@ pub fn train(
             }
         }
     };
-    let (settled, recent) = (chosen(false), chosen(true));
+    let (settled, recent, periodic) = (
+        chosen(Segment::Settled),
+        chosen(Segment::Recent),
+        chosen(Segment::Periodic),
+    );
     artifact.thresholds = settled;
     artifact.recent_thresholds = Some(recent);
-    let threshold_of = |s: &SegmentScored| if s.recent { &recent } else { &settled };
+    artifact.periodic_thresholds = Some(periodic);
+    let threshold_of = |s: &SegmentScored| match s.segment {
+        Segment::Recent => &recent,
+        Segment::Periodic => &periodic,
+        Segment::Settled => &settled,
+    };
 
     // Metrics on the calibration cuts as they are (with prefix activity).
     let probabilities: Vec<f64> = calibration
@@ -357,15 +372,20 @@ pub fn train(
     m.insert("calibration_reuse_rate".to_string(), base_rate);
     type ClassThreshold = fn(&Thresholds) -> f64;
     let classes: [(&str, ClassThreshold); 2] = [("delete", |t| t.delete_max), ("archive", |t| t.archive_max)];
-    for (population, variant, only_recent) in [
-        ("", as_is, false),
-        ("recent_", as_is, true),
-        ("no_prefix_", without_prefix, false),
+    for (population, variant, only) in [
+        ("", as_is, None),
+        ("recent_", as_is, Some(Segment::Recent)),
+        ("periodic_", as_is, Some(Segment::Periodic)),
+        ("no_prefix_", without_prefix, None),
     ] {
         if variant.is_empty() {
             continue;
         }
-        let rows: Vec<&SegmentScored> = variant.iter().flatten().filter(|s| !only_recent || s.recent).collect();
+        let rows: Vec<&SegmentScored> = variant
+            .iter()
+            .flatten()
+            .filter(|s| only.is_none_or(|o| s.segment == o))
+            .collect();
         for (class, threshold) in classes {
             let flagged: Vec<bool> = rows
                 .iter()

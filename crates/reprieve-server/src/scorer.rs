@@ -6,7 +6,6 @@
 //! audit trail (with `audit_durability = "fsync"`, on disk). A stream overlaps the audit commit of one chunk with
 //! the scoring of the next, and answers its chunks in order.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -201,16 +200,23 @@ impl ReuseScorer for ScorerService {
                 let mut stream_at: Option<UnixSeconds> = None;
                 let mut chunk_index = 0usize;
                 let mut objects = 0usize;
-                // Scored chunks waiting for their audit acknowledgement, oldest first.
-                let mut waiting: VecDeque<Waiting> = VecDeque::new();
-                let end = 'stream: loop {
-                    while waiting.len() >= AUDIT_PIPELINE {
-                        if let Some(item) = waiting.pop_front()
-                            && let Err(end) = deliver(&state, &tx, item, deadline).await
-                        {
-                            break 'stream end;
+                // Scored chunks go to a delivery task that answers each as soon as its audit is acknowledged, in
+                // order: the reader goes on scoring meanwhile, and a client that waits for each answer before
+                // sending its next chunk gets it. The channel is bounded, so at most `AUDIT_PIPELINE` scored chunks
+                // wait; beyond that the reader stops reading and HTTP/2 flow control pushes back on the client.
+                let (scored_tx, mut scored_rx) = mpsc::channel::<Waiting>(AUDIT_PIPELINE);
+                let delivery = {
+                    let (state, tx) = (state.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        while let Some(item) = scored_rx.recv().await {
+                            if let Err(end) = deliver(&state, &tx, item, deadline).await {
+                                return Some(end);
+                            }
                         }
-                    }
+                        None
+                    })
+                };
+                let end = 'stream: loop {
                     let next = match deadline {
                         None => inbound.message().await,
                         Some(d) => match tokio::time::timeout_at(d.into(), inbound.message()).await {
@@ -257,19 +263,23 @@ impl ReuseScorer for ScorerService {
                         model_version: model.engine.model.version().to_string(),
                         at_unix: at,
                     };
-                    waiting.push_back((chunk_index, pending, response));
+                    // The delivery task stopped (a failed audit, the client gone): its reason ends the stream.
+                    if scored_tx.send((chunk_index, pending, response)).await.is_err() {
+                        break End::Done;
+                    }
                     chunk_index += 1;
                 };
-                // Chunks scored before the end are answered first, in order.
-                let mut end = end;
-                if !matches!(end, End::Gone(_)) {
-                    while let Some(item) = waiting.pop_front() {
-                        if let Err(failed) = deliver(&state, &tx, item, deadline).await {
-                            end = failed;
-                            break;
-                        }
-                    }
-                }
+                // Chunks scored before the end are answered first, in order; a delivery failure comes first.
+                drop(scored_tx);
+                let delivered = if matches!(end, End::Gone(_)) {
+                    delivery.abort();
+                    None
+                } else {
+                    delivery.await.unwrap_or_else(|e| {
+                        Some(End::Fail(Status::internal(format!("stream delivery failed: {e}"))))
+                    })
+                };
+                let end = delivered.unwrap_or(end);
                 // The stream's outcome: the status sent to the client, or CANCELLED when the client went away.
                 let outcome = match end {
                     End::Done => Ok(()),
