@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use reprieve_core::{FEATURE_COUNT, FEATURE_NAMES};
-use reprieve_e2e::{TestServer, default_model, http_get, metric_sample};
+use reprieve_e2e::{TestServer, assert_status, default_model, http_get, metric_sample};
 use reprieve_model::Model;
 use reprieve_proto::v1::feedback_client::FeedbackClient;
 use reprieve_proto::v1::models_client::ModelsClient;
@@ -897,12 +897,7 @@ async fn malformed_feedback_requests_name_the_field_and_write_nothing() {
     ];
     for (name, request, code, needle) in corpus {
         let status = feedback.record_actions(request).await.expect_err(name);
-        assert_eq!(status.code(), code, "{name}: {status:?}");
-        assert!(
-            status.message().contains(needle),
-            "{name}: {:?} should name {needle:?}",
-            status.message()
-        );
+        assert_status(name, &status, code, needle);
     }
     let restores_with = |f: &dyn Fn(&mut Restore)| {
         let mut bad = restore("r1", "t", "img/1.png", at, Some(at - 60));
@@ -931,12 +926,7 @@ async fn malformed_feedback_requests_name_the_field_and_write_nothing() {
     ];
     for (name, request, needle) in corpus {
         let status = feedback.record_restores(request).await.expect_err(name);
-        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
-        assert!(
-            status.message().contains(needle),
-            "{name}: {:?} should name {needle:?}",
-            status.message()
-        );
+        assert_status(name, &status, Code::InvalidArgument, needle);
     }
     let status = feedback
         .get_precision(GetPrecisionRequest {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use reprieve_core::{ObjectRecord, PolicyConfig, ScopeState, StorageClass};
-use reprieve_e2e::{TestServer, default_model, http_get};
+use reprieve_e2e::{TestServer, assert_status, default_model, http_get};
 use reprieve_model::Engine;
 use reprieve_proto::convert::{record_to_pb, verdict_to_pb};
 use reprieve_proto::v1::models_client::ModelsClient;
@@ -309,12 +309,7 @@ async fn malformed_requests_get_precise_statuses() {
     ];
     for (name, request, code, needle) in corpus {
         let status = client.score(request).await.expect_err(name);
-        assert_eq!(status.code(), code, "{name}: {status:?}");
-        assert!(
-            status.message().contains(needle),
-            "{name}: {:?} should name {needle:?}",
-            status.message()
-        );
+        assert_status(name, &status, code, needle);
     }
     // Timestamps up to the clock skew allowance after the scoring time are accepted (reads among them ignored).
     let mut at_the_edge = good();

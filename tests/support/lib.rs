@@ -160,3 +160,14 @@ pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// Asserts that a refused call (`case` names it) got `code` and a message naming `needle` (a field, a limit).
+#[track_caller]
+pub fn assert_status(case: &str, status: &tonic::Status, code: tonic::Code, needle: &str) {
+    assert_eq!(status.code(), code, "{case}: {status:?}");
+    assert!(
+        status.message().contains(needle),
+        "{case}: {:?} should name {needle:?}",
+        status.message()
+    );
+}

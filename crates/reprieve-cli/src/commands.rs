@@ -521,22 +521,16 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
     if !args.registry_events.is_empty() || !args.ecr_images.is_empty() {
         return score_images(args);
     }
-    let Some(inventory) = args.inventory else {
+    let Some(inventory) = args.inventory.clone() else {
         bail!("--inventory: give an inventory (or container-image inputs: --registry-events, --ecr-images)");
     };
     if args.logs.is_empty() {
         bail!("--logs: give at least one access log (an inventory alone has no history to judge by)");
     }
-    let (model, source) = load_model(args.model.as_deref()).context("cannot load the model")?;
-    tracing::info!(version = model.version(), %source, "model loaded");
-    let policy = reprieve_core::PolicyConfig {
-        min_age_secs: args.min_age,
-        min_history_secs: args.min_history,
-        require_owner: !args.allow_unknown_owner,
-    };
-    let engine = reprieve_model::Engine::new(Arc::new(model), policy);
+    let engine = score_engine(&args)?;
     // Opened before the (longer) scoring so that a store held by `reprieve serve` fails fast.
     let store = args.data_dir.as_deref().map(|dir| open_store(dir, true)).transpose()?;
+    let prices = read_prices(args.prices.as_deref())?;
     let mut job = reprieve_batch::ScoreJob::new(inventory, args.logs, args.at, args.out);
     job.report = args.report;
     job.shard = args.shard;
@@ -550,12 +544,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         strict: args.strict,
         ..InventoryOptions::default()
     };
-    if let Some(path) = &args.prices {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("--prices: cannot read {}", path.display()))?;
-        job.prices = reprieve_batch::PriceTable::from_toml(&text)
-            .map_err(|e| anyhow::anyhow!("--prices: {}: {e}", path.display()))?;
-    }
+    job.prices = prices;
     job.progress = true;
     let started = std::time::Instant::now();
     let mut sink = store.as_ref().map(AuditSink::new);
@@ -564,13 +553,8 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         &engine,
         sink.as_mut().map(|s| s as &mut dyn reprieve_batch::score::VerdictSink),
     )?;
-    if let (Some(sink), Some(store)) = (&sink, &store) {
-        tracing::info!(
-            accepted = sink.accepted,
-            duplicates = sink.duplicates,
-            data_dir = %store.dir().display(),
-            "verdicts audited"
-        );
+    if let Some(sink) = &sink {
+        sink.log_summary();
     }
     log_reports(std::slice::from_ref(&summary.inventory_report));
     log_reports(&summary.log_reports);
@@ -634,13 +618,8 @@ fn score_images(args: ScoreArgs) -> anyhow::Result<()> {
         &engine,
         sink.as_mut().map(|s| s as &mut dyn reprieve_batch::score::VerdictSink),
     )?;
-    if let (Some(sink), Some(store)) = (&sink, &store) {
-        tracing::info!(
-            accepted = sink.accepted,
-            duplicates = sink.duplicates,
-            data_dir = %store.dir().display(),
-            "verdicts audited"
-        );
+    if let Some(sink) = &sink {
+        sink.log_summary();
     }
     let summary = &result.summary;
     log_reports(&summary.log_reports);

@@ -745,6 +745,16 @@ impl<'a> AuditSink<'a> {
             duplicates: 0,
         }
     }
+
+    /// Logs what the run added to the audit trail.
+    pub fn log_summary(&self) {
+        tracing::info!(
+            accepted = self.accepted,
+            duplicates = self.duplicates,
+            data_dir = %self.store.dir().display(),
+            "verdicts audited"
+        );
+    }
 }
 
 impl VerdictSink for AuditSink<'_> {
