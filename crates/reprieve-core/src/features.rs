@@ -298,7 +298,8 @@ fn days(secs: i64) -> f64 {
 }
 
 fn log_days(secs: i64) -> f64 {
-    days(secs).ln_1p()
+    // ln_1p(0) is 0: no need to call it for an empty duration.
+    if secs <= 0 { 0.0 } else { days(secs).ln_1p() }
 }
 
 /// Lead time before a seasonal date during which its assets are expected in use, and the tail after it.
@@ -314,8 +315,22 @@ fn season_upcoming((month, day): (u8, u8), at: UnixSeconds) -> bool {
     })
 }
 
+/// Counts below this take `ln_1p` from a table.
+const SMALL_COUNTS: usize = 1024;
+
+/// `ln_1p(n)` for `n < SMALL_COUNTS`, filled on first use by `ln_1p` itself, so a lookup equals the call.
+static LOG_SMALL_COUNTS: std::sync::OnceLock<Box<[f64; SMALL_COUNTS]>> = std::sync::OnceLock::new();
+
+fn small_count_logs() -> &'static [f64; SMALL_COUNTS] {
+    LOG_SMALL_COUNTS.get_or_init(|| Box::new(std::array::from_fn(|n| (n as f64).ln_1p())))
+}
+
 fn log_count(n: u64) -> f64 {
-    (n as f64).ln_1p()
+    if n < SMALL_COUNTS as u64 {
+        small_count_logs()[n as usize]
+    } else {
+        (n as f64).ln_1p()
+    }
 }
 
 fn frac(num: u32, den: u32) -> f64 {
@@ -368,17 +383,20 @@ pub fn extract_image_with_stats(
 
     // Recency and frequency.
     let age = birth.map_or(0, |b| at - b);
-    v.set(F::AgeDaysLog, log_days(age));
+    let age_log = log_days(age);
+    // Several durations default to the age: their logarithm is computed once.
+    let log_days_or_age = |secs: i64| if secs == age { age_log } else { log_days(secs) };
+    v.set(F::AgeDaysLog, age_log);
     v.flag(F::AgeKnown, record.created.is_some_and(|c| c <= at));
     v.set(
         F::ModifiedDaysLog,
-        log_days(record.modified.filter(|&m| m <= at).map_or(age, |m| at - m)),
+        log_days_or_age(record.modified.filter(|&m| m <= at).map_or(age, |m| at - m)),
     );
     let silence = match stats.last {
         Some(last) => at - last,
         None => coverage_start.or(birth).map_or(0, |s| at - s),
     };
-    v.set(F::SinceLastReadDaysLog, log_days(silence));
+    v.set(F::SinceLastReadDaysLog, log_days_or_age(silence));
     v.flag(F::NeverRead, stats.count == 0);
     v.set(F::CoverageDaysLog, coverage_start.map_or(0.0, |s| log_days(at - s)));
     let counts = stats.window_counts;
@@ -403,28 +421,40 @@ pub fn extract_image_with_stats(
 
     // Gaps between the most recent reads (ages ascending, so gaps are differences of neighbours).
     let ages = stats.recent_ages();
+    let mut whole_gaps = [0u32; RECENT_CAPACITY];
     let mut gaps = [0f64; RECENT_CAPACITY];
     let n_gaps = ages.len().saturating_sub(1);
     for i in 0..n_gaps {
-        gaps[i] = f64::from(ages[i + 1] - ages[i]);
+        whole_gaps[i] = ages[i + 1] - ages[i];
+        gaps[i] = f64::from(whole_gaps[i]);
     }
-    let gaps = &mut gaps[..n_gaps];
+    let gaps = &gaps[..n_gaps];
     v.set(F::GapCountFrac, n_gaps as f64 / (RECENT_CAPACITY - 1) as f64);
     if n_gaps > 0 {
         let mean = gaps.iter().sum::<f64>() / n_gaps as f64;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n_gaps as f64;
         let cv = if mean > 0.0 { (var.sqrt() / mean).min(10.0) } else { 0.0 };
         let day = DAY as f64;
-        v.set(F::GapMeanDaysLog, (mean / day).ln_1p());
-        v.set(F::GapLastDaysLog, (gaps[0] / day).ln_1p());
-        v.set(
-            F::GapMaxDaysLog,
-            (gaps.iter().copied().fold(0.0, f64::max) / day).ln_1p(),
-        );
+        // Regular reads make the last, largest and mean gap equal: each logarithm is computed once.
+        let max = gaps.iter().copied().fold(0.0, f64::max);
+        let last_log = (gaps[0] / day).ln_1p();
+        let max_log = if max == gaps[0] { last_log } else { (max / day).ln_1p() };
+        let mean_log = if mean == gaps[0] {
+            last_log
+        } else if mean == max {
+            max_log
+        } else {
+            (mean / day).ln_1p()
+        };
+        v.set(F::GapMeanDaysLog, mean_log);
+        v.set(F::GapLastDaysLog, last_log);
+        v.set(F::GapMaxDaysLog, max_log);
         v.set(F::GapCv, cv);
         if n_gaps >= 2 {
-            gaps.sort_by(f64::total_cmp);
-            let median = gaps[n_gaps / 2];
+            // The median of the whole-second gaps (sorting integers is cheaper; the conversion keeps the order).
+            let whole_gaps = &mut whole_gaps[..n_gaps];
+            whole_gaps.sort_unstable();
+            let median = f64::from(whole_gaps[n_gaps / 2]);
             let pad = HOUR as f64;
             let ratio = ((silence.max(0) as f64 + pad) / (median + pad)).ln().clamp(-8.0, 8.0);
             v.set(F::OverdueLogRatio, ratio);
@@ -439,7 +469,10 @@ pub fn extract_image_with_stats(
         .into_iter()
         .enumerate()
     {
-        v.set(f, stats.decayed(i).ln_1p());
+        // ln_1p(0) is 0: an empty counter needs no call.
+        if stats.decayed_fixed[i] != 0 {
+            v.set(f, stats.decayed(i).ln_1p());
+        }
     }
 
     // Periodicity on the day and week bitmaps.
@@ -466,8 +499,8 @@ pub fn extract_image_with_stats(
         Some(MediaKind::Other) | None => F::MediaUnknown,
     };
     v.flag(media_flag, true);
-    v.set(F::DepthLog, f64::from(name.depth).ln_1p());
-    v.set(F::NameLenLog, f64::from(name.name_len).ln_1p());
+    v.set(F::DepthLog, log_count(u64::from(name.depth)));
+    v.set(F::NameLenLog, log_count(u64::from(name.name_len)));
     v.flag(F::NameTemp, name.temp);
     v.flag(F::NameBackup, name.backup);
     v.flag(F::NameOld, name.old);
@@ -475,7 +508,7 @@ pub fn extract_image_with_stats(
     v.flag(F::NameSizeSuffix, name.size_suffix);
     v.flag(F::NameDate, name.date);
     let year_age = name.year.map_or(0, |y| (year_of(at) - i64::from(y)).max(0));
-    v.set(F::NameYearAgeLog, (year_age as f64).ln_1p());
+    v.set(F::NameYearAgeLog, log_count(year_age as u64));
     v.flag(F::NameHashLike, name.hash_like);
     v.flag(F::NameSemver, name.semver);
     v.flag(F::NameLatest, name.latest);
@@ -519,8 +552,8 @@ pub fn extract_image_with_stats(
         F::TopBulkDaysFrac,
         F::TopSinceBulkDaysLog,
     ];
-    set_prefix(&mut v, parent, record.parent_activity.as_ref(), at, age);
-    set_prefix(&mut v, top, record.top_activity.as_ref(), at, age);
+    set_prefix(&mut v, parent, record.parent_activity.as_ref(), at, age, age_log);
+    set_prefix(&mut v, top, record.top_activity.as_ref(), at, age, age_log);
     if let Some(image) = image {
         set_image(&mut v, image, at);
     }
@@ -572,12 +605,23 @@ fn set_image(v: &mut FeatureVector, image: &ImageFacts, at: UnixSeconds) {
     }
 }
 
-fn set_prefix(v: &mut FeatureVector, f: [Feature; 8], activity: Option<&PrefixActivity>, at: UnixSeconds, age: i64) {
+/// The features of a prefix's activity; `age_log` is `log_days(age)`.
+fn set_prefix(
+    v: &mut FeatureVector,
+    f: [Feature; 8],
+    activity: Option<&PrefixActivity>,
+    at: UnixSeconds,
+    age: i64,
+    age_log: f64,
+) {
     let Some(a) = activity else {
         return;
     };
     // A prefix never read (or with no bulk scan) is scored as silent for the object's whole known life.
-    let since = |t: Option<UnixSeconds>| log_days(t.filter(|&t| t <= at).map_or(age, |t| at - t));
+    let since = |t: Option<UnixSeconds>| match t.filter(|&t| t <= at) {
+        Some(t) if at - t != age => log_days(at - t),
+        _ => age_log,
+    };
     v.flag(f[0], true);
     v.set(f[1], log_count(a.objects));
     v.set(

@@ -63,15 +63,83 @@ impl HistoryStats {
     }
 
     /// Builds the stats of a record's history (listed reads plus summary) as seen at `at`.
+    ///
+    /// Equal to observing every listed read and then the summary; sorted reads (what [`AccessHistory`] promises and
+    /// the server validates) take a faster path that gives the same value bit for bit.
     pub fn from_history(history: &AccessHistory, at: UnixSeconds) -> Self {
         let mut stats = Self::new(at);
-        for &t in &history.accesses {
-            stats.observe(t);
+        let reads = &history.accesses;
+        if reads.is_sorted() {
+            stats.observe_sorted(&reads[..reads.partition_point(|&t| t < at)]);
+        } else {
+            for &t in reads {
+                stats.observe(t);
+            }
         }
         if let Some(summary) = history.summary {
             stats.observe_summary(summary.count, summary.first, summary.last);
         }
         stats
+    }
+
+    /// Records reads sorted ascending, all before `at`: the same as [`Self::observe`] on each, in far fewer steps
+    /// (window counts by binary search, the decayed counters only over the reads young enough to count, the most
+    /// recent reads taken from the end).
+    fn observe_sorted(&mut self, reads: &[UnixSeconds]) {
+        let (Some(&oldest), Some(&newest)) = (reads.first(), reads.last()) else {
+            return;
+        };
+        debug_assert!(newest < self.at && reads.is_sorted());
+        let at = self.at;
+        self.count += reads.len() as u64;
+        self.first = Some(self.first.map_or(oldest, |f| f.min(oldest)));
+        self.last = Some(self.last.map_or(newest, |l| l.max(newest)));
+        // A read counts in a window when `at - t <= days * DAY`.
+        for (count, days) in self.window_counts.iter_mut().zip(COUNT_WINDOWS_DAYS) {
+            let inside = reads.len() - reads.partition_point(|&t| t < at - days * DAY);
+            *count = count.saturating_add(u32::try_from(inside).unwrap_or(u32::MAX));
+        }
+        let tables = DECAY.get();
+        for (h, acc) in self.decayed_fixed.iter_mut().enumerate() {
+            // Reads at least `DECAY_CUTOFF[h]` old add nothing (see `decay_term_young`).
+            let young = &reads[reads.partition_point(|&t| at - t >= DECAY_CUTOFF[h])..];
+            // Every term is at most 2^32: a plain sum of fewer than 2^31 of them cannot overflow.
+            for chunk in young.chunks(1 << 30) {
+                let sum: u64 = chunk.iter().map(|&t| decay_term_young(&tables[h], h, at - t)).sum();
+                *acc = acc.saturating_add(sum);
+            }
+        }
+        // Day and week bitmaps from the reads of the last 128 weeks, newest first (ascending age). A day lies in
+        // one week, so reads on the day already marked change nothing: divide only when the day changes.
+        let mut day_ends = 0; // largest age on the day last marked
+        for &t in reads.iter().rev() {
+            let age = at - t;
+            if age <= day_ends {
+                continue;
+            }
+            let week = (age - 1) / WEEK;
+            if week >= 128 {
+                break;
+            }
+            self.week_bits |= 1u128 << week;
+            let day = (age - 1) / DAY;
+            if day < 128 {
+                self.day_bits |= 1u128 << day;
+            }
+            day_ends = (day + 1) * DAY;
+        }
+        let recent = reads.iter().rev().take(RECENT_CAPACITY);
+        if self.recent_len == 0 {
+            // Newest first is ascending age, as `insert_recent` keeps them.
+            for (slot, &t) in self.recent_ages.iter_mut().zip(recent) {
+                *slot = u32::try_from(at - t).unwrap_or(u32::MAX);
+            }
+            self.recent_len = reads.len().min(RECENT_CAPACITY) as u8;
+        } else {
+            for &t in recent {
+                self.insert_recent(u32::try_from(at - t).unwrap_or(u32::MAX));
+            }
+        }
     }
 
     /// Records one read. Reads at or after `at` are ignored (they are the future of the scoring time).
@@ -114,10 +182,14 @@ impl HistoryStats {
                 *count = count.saturating_add(1);
             }
         }
-        let age_days = age as f64 / DAY as f64;
-        for (acc, half_life) in self.decayed_fixed.iter_mut().zip(DECAY_HALF_LIVES_DAYS) {
-            let weight = (-(age_days / half_life) * std::f64::consts::LN_2).exp();
-            *acc = acc.saturating_add((weight * DECAY_SCALE) as u64);
+        let tables = DECAY.get();
+        for (h, acc) in self.decayed_fixed.iter_mut().enumerate() {
+            let term = if age >= DECAY_CUTOFF[h] {
+                0
+            } else {
+                decay_term_young(&tables[h], h, age)
+            };
+            *acc = acc.saturating_add(term);
         }
         let day = (age - 1) / DAY;
         if day < 128 {
@@ -181,6 +253,77 @@ impl HistoryStats {
     /// Whether there was a read on day `i` before `at` (0 = the last 24 hours).
     pub fn read_on_day(&self, i: u32) -> bool {
         i < 128 && self.day_bits & (1u128 << i) != 0
+    }
+}
+
+/// Ages (seconds) from which a read adds nothing to decayed counter `h`: 33 half-lives, where the weight is at most
+/// `2^-33` and its fixed-point value (`weight * 2^32`, truncated) is 0.
+const DECAY_CUTOFF: [i64; 4] = [33 * DAY, 33 * 7 * DAY, 33 * 30 * DAY, 33 * 180 * DAY];
+
+/// The fixed-point weight of a read `age` seconds old in decayed counter `h`, exactly as defined: `exp` of
+/// `-(age in days / half-life) * ln 2`, times 2^32, truncated. Every term of every counter equals this function.
+#[cold]
+#[inline(never)]
+fn decay_term_exact(h: usize, age: i64) -> u64 {
+    let age_days = age as f64 / DAY as f64;
+    let weight = (-(age_days / DECAY_HALF_LIVES_DAYS[h]) * std::f64::consts::LN_2).exp();
+    (weight * DECAY_SCALE) as u64
+}
+
+/// Relative distance to an integer below which [`decay_term_young`] defers to [`decay_term_exact`]. The table
+/// product is within 7 ulp (1.6e-15) of the true weight `2^(-age / half-life)`, and the definition's own value is
+/// within 8.1e-15 of it (three roundings of an argument of at most 33 ln 2 in magnitude, amplified by `exp`, plus
+/// `exp`'s own error, under 1 ulp in every libm in use): 1e-13 leaves a tenfold margin.
+const DECAY_MARGIN: f64 = 1e-13;
+
+/// [`decay_term_exact`] for `1 <= age < DECAY_CUTOFF[h]`, bit for bit, without calling `exp` for all but about one
+/// read in a thousand. The weight is a product of four table entries (one per byte of the age, which is below
+/// 2^29); when `weight * 2^32` is not within [`DECAY_MARGIN`] (relative) of an integer, the exact definition
+/// truncates to the same integer, otherwise the exact definition is computed.
+#[inline]
+fn decay_term_young(table: &DecayTable, h: usize, age: i64) -> u64 {
+    debug_assert!((1..DECAY_CUTOFF[h]).contains(&age));
+    let a = age as usize;
+    // The top table is scaled by 2^32 (exactly: a power of two), so this is `weight * 2^32`.
+    let scaled = (table.bytes[0][a & 0xff] * table.bytes[1][(a >> 8) & 0xff])
+        * (table.bytes[2][(a >> 16) & 0xff] * table.top[(a >> 24) & 0x1f]);
+    // `scaled` is in [0.5, 2^32]: adding 2^52 rounds it to the nearest integer, which is then the low bits.
+    const ROUND: f64 = (1u64 << 52) as f64;
+    let shifted = scaled + ROUND;
+    let nearest = shifted - ROUND;
+    if (scaled - nearest).abs() > scaled * DECAY_MARGIN {
+        // Far from an integer: the definition truncates to the same one as `scaled`.
+        (shifted.to_bits() & ((1 << 52) - 1)) - u64::from(nearest > scaled)
+    } else {
+        decay_term_exact(h, age)
+    }
+}
+
+/// Per half-life, `2^(-(b << 8i) / (half-life in seconds))` for every byte value `b` of byte `i` of an age.
+#[derive(Debug)]
+struct DecayTable {
+    bytes: [[f64; 256]; 3],
+    /// The fourth byte (ages below [`DECAY_CUTOFF`] are below 2^29, so it is below 32), times 2^32.
+    top: [f64; 32],
+}
+
+/// The decay tables of all four half-lives, built on first use.
+struct DecayTables(std::sync::OnceLock<Box<[DecayTable; 4]>>);
+
+static DECAY: DecayTables = DecayTables(std::sync::OnceLock::new());
+
+impl DecayTables {
+    fn get(&self) -> &[DecayTable; 4] {
+        self.0.get_or_init(|| {
+            Box::new(std::array::from_fn(|h| {
+                let half_life_secs = DECAY_HALF_LIVES_DAYS[h] * DAY as f64;
+                let entry = |v: usize| (-(v as f64) / half_life_secs).exp2();
+                DecayTable {
+                    bytes: std::array::from_fn(|i| std::array::from_fn(|b| entry(b << (8 * i)))),
+                    top: std::array::from_fn(|b| entry(b << 24) * DECAY_SCALE),
+                }
+            }))
+        })
     }
 }
 

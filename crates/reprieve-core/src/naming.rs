@@ -55,6 +55,7 @@ pub struct NameSignals {
 }
 
 /// Seasonal words with the calendar date (month, day) their campaigns lead up to.
+#[cfg_attr(not(test), allow(dead_code))]
 const SEASON_ANCHORS: &[(&str, (u8, u8))] = &[
     ("newyear", (1, 1)),
     ("lunar", (2, 1)),
@@ -78,10 +79,14 @@ const SEASON_ANCHORS: &[(&str, (u8, u8))] = &[
     ("xmas", (12, 25)),
 ];
 
+// The word lists. `word_class` (the one the code uses) is checked against them by a test.
+#[cfg_attr(not(test), allow(dead_code))]
 const TEMP_WORDS: &[&str] = &[
     "tmp", "temp", "scratch", "cache", "staging", "draft", "test", "debug", "wip",
 ];
+#[cfg_attr(not(test), allow(dead_code))]
 const BACKUP_WORDS: &[&str] = &["backup", "backups", "bak", "bkp", "snapshot", "snap", "dump", "copy"];
+#[cfg_attr(not(test), allow(dead_code))]
 const OLD_WORDS: &[&str] = &[
     "old",
     "archive",
@@ -94,6 +99,7 @@ const OLD_WORDS: &[&str] = &[
     "obsolete",
     "previous",
 ];
+#[cfg_attr(not(test), allow(dead_code))]
 const THUMB_WORDS: &[&str] = &[
     "thumb",
     "thumbs",
@@ -105,6 +111,7 @@ const THUMB_WORDS: &[&str] = &[
     "tn",
 ];
 const LATEST_WORDS: &[&str] = &["latest", "current", "stable", "main", "master", "prod", "production"];
+#[cfg_attr(not(test), allow(dead_code))]
 const SEASONAL_WORDS: &[&str] = &[
     "christmas",
     "xmas",
@@ -134,24 +141,23 @@ const SEASONAL_WORDS: &[&str] = &[
     "seasonal",
 ];
 
-fn media_from_extension(ext: &str) -> Option<MediaKind> {
+fn media_from_extension(ext: &[u8]) -> Option<MediaKind> {
     use MediaKind::*;
     Some(match ext {
-        "jpg" | "jpeg" | "png" | "gif" | "webp" | "avif" | "heic" | "heif" | "bmp" | "tif" | "tiff" | "ico" | "jxl"
-        | "raw" | "cr2" | "nef" | "dng" | "xbm" => Image,
-        "svg" | "eps" | "ai" => VectorImage,
-        "mp4" | "mov" | "webm" | "mkv" | "avi" | "m4v" | "mpg" | "mpeg" | "ts" | "m3u8" | "mp3" | "wav" | "flac"
-        | "ogg" => Video,
-        "pdf" | "doc" | "docx" | "ppt" | "pptx" | "xls" | "xlsx" | "odt" | "txt" | "md" | "rtf" => Document,
-        "zip" | "tar" | "tgz" | "gz" | "bz2" | "xz" | "zst" | "7z" | "rar" => Archive,
-        "qcow2" | "vmdk" | "vhd" | "vhdx" | "img" | "iso" | "ova" | "ovf" | "ami" | "vdi" => DiskImage,
-        "pt" | "pth" | "onnx" | "safetensors" | "ckpt" | "h5" | "pb" | "tflite" | "gguf" | "pkl" | "joblib" | "bin" => {
-            ModelWeights
-        }
-        "html" | "htm" | "css" | "js" | "mjs" | "map" | "woff" | "woff2" | "ttf" | "otf" | "eot" | "php" | "asp"
-        | "aspx" | "jsp" | "cgi" => Web,
-        "csv" | "json" | "parquet" | "avro" | "orc" | "nc" | "hdf" | "hdf5" | "xml" | "yaml" | "yml" | "jsonl"
-        | "ndjson" | "dat" | "geojson" | "tsv" => Data,
+        b"jpg" | b"jpeg" | b"png" | b"gif" | b"webp" | b"avif" | b"heic" | b"heif" | b"bmp" | b"tif" | b"tiff"
+        | b"ico" | b"jxl" | b"raw" | b"cr2" | b"nef" | b"dng" | b"xbm" => Image,
+        b"svg" | b"eps" | b"ai" => VectorImage,
+        b"mp4" | b"mov" | b"webm" | b"mkv" | b"avi" | b"m4v" | b"mpg" | b"mpeg" | b"ts" | b"m3u8" | b"mp3" | b"wav"
+        | b"flac" | b"ogg" => Video,
+        b"pdf" | b"doc" | b"docx" | b"ppt" | b"pptx" | b"xls" | b"xlsx" | b"odt" | b"txt" | b"md" | b"rtf" => Document,
+        b"zip" | b"tar" | b"tgz" | b"gz" | b"bz2" | b"xz" | b"zst" | b"7z" | b"rar" => Archive,
+        b"qcow2" | b"vmdk" | b"vhd" | b"vhdx" | b"img" | b"iso" | b"ova" | b"ovf" | b"ami" | b"vdi" => DiskImage,
+        b"pt" | b"pth" | b"onnx" | b"safetensors" | b"ckpt" | b"h5" | b"pb" | b"tflite" | b"gguf" | b"pkl"
+        | b"joblib" | b"bin" => ModelWeights,
+        b"html" | b"htm" | b"css" | b"js" | b"mjs" | b"map" | b"woff" | b"woff2" | b"ttf" | b"otf" | b"eot"
+        | b"php" | b"asp" | b"aspx" | b"jsp" | b"cgi" => Web,
+        b"csv" | b"json" | b"parquet" | b"avro" | b"orc" | b"nc" | b"hdf" | b"hdf5" | b"xml" | b"yaml" | b"yml"
+        | b"jsonl" | b"ndjson" | b"dat" | b"geojson" | b"tsv" => Data,
         _ => return None,
     })
 }
@@ -177,9 +183,65 @@ fn media_from_content_type(content_type: &str) -> Option<MediaKind> {
     })
 }
 
-fn is_year(token: &str) -> Option<u16> {
-    if token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit()) {
-        let y: u16 = token.parse().ok()?;
+/// Words that mean something in a name, as bits of a [`WordClass`].
+const TEMP: u8 = 1;
+const BACKUP: u8 = 1 << 1;
+const OLD: u8 = 1 << 2;
+const THUMB: u8 = 1 << 3;
+const LATEST: u8 = 1 << 4;
+const SEASONAL: u8 = 1 << 5;
+
+/// The longest word of any word list (`thanksgiving`, `backtoschool`): longer tokens are no word.
+const LONGEST_WORD: usize = 12;
+
+/// Which word lists a (lower-case) token is in, and its seasonal anchor: one `match` instead of a scan of every
+/// list ([`TEMP_WORDS`], [`BACKUP_WORDS`], [`OLD_WORDS`], [`THUMB_WORDS`], [`LATEST_WORDS`], [`SEASONAL_WORDS`],
+/// [`SEASON_ANCHORS`]; a test checks that it agrees with them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WordClass {
+    lists: u8,
+    anchor: Option<(u8, u8)>,
+}
+
+fn word_class(word: &[u8]) -> WordClass {
+    let (lists, anchor) = match word {
+        b"tmp" | b"temp" | b"scratch" | b"cache" | b"staging" | b"draft" | b"test" | b"debug" | b"wip" => (TEMP, None),
+        b"backup" | b"backups" | b"bak" | b"bkp" | b"snapshot" | b"snap" | b"dump" | b"copy" => (BACKUP, None),
+        b"old" | b"archive" | b"archived" | b"deprecated" | b"legacy" | b"orig" | b"original" | b"unused"
+        | b"obsolete" | b"previous" => (OLD, None),
+        b"thumb" | b"thumbs" | b"thumbnail" | b"thumbnails" | b"preview" | b"small" | b"icon" | b"tn" => (THUMB, None),
+        b"latest" | b"current" | b"stable" | b"main" | b"master" | b"prod" | b"production" => (LATEST, None),
+        b"newyear" => (SEASONAL, Some((1, 1))),
+        b"lunar" => (SEASONAL, Some((2, 1))),
+        b"valentine" | b"valentines" => (SEASONAL, Some((2, 14))),
+        b"spring" => (SEASONAL, Some((3, 20))),
+        b"easter" => (SEASONAL, Some((4, 5))),
+        b"summer" => (SEASONAL, Some((6, 21))),
+        b"backtoschool" => (SEASONAL, Some((9, 1))),
+        b"autumn" | b"fall" => (SEASONAL, Some((9, 22))),
+        b"halloween" => (SEASONAL, Some((10, 31))),
+        b"diwali" => (SEASONAL, Some((11, 1))),
+        b"thanksgiving" => (SEASONAL, Some((11, 25))),
+        b"blackfriday" | b"black" => (SEASONAL, Some((11, 27))),
+        b"cybermonday" => (SEASONAL, Some((11, 30))),
+        b"hanukkah" => (SEASONAL, Some((12, 15))),
+        b"winter" => (SEASONAL, Some((12, 21))),
+        b"christmas" | b"xmas" => (SEASONAL, Some((12, 25))),
+        b"holiday" | b"holidays" | b"ramadan" | b"eid" | b"season" | b"seasonal" => (SEASONAL, None),
+        _ => (0, None),
+    };
+    WordClass { lists, anchor }
+}
+
+fn all_digits(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_digit)
+}
+
+fn is_year(token: &[u8]) -> Option<u16> {
+    if let [a, b, c, d] = *token
+        && all_digits(token)
+    {
+        let y = [a, b, c, d].iter().fold(0u16, |y, &x| y * 10 + u16::from(x - b'0'));
         if (1990..=2099).contains(&y) {
             return Some(y);
         }
@@ -188,118 +250,185 @@ fn is_year(token: &str) -> Option<u16> {
 }
 
 /// `20190501` or `2019-05-01`-style date: returns its year.
-fn date_year(token: &str) -> Option<u16> {
-    let digits: Vec<u8> = token.bytes().filter(u8::is_ascii_digit).collect();
-    let separators_ok = token
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
-    if digits.len() != 8 || !separators_ok {
+fn date_year(token: &[u8]) -> Option<u16> {
+    let mut digits = [0u8; 8];
+    let mut n = 0;
+    for &b in token {
+        if b.is_ascii_digit() {
+            if n == digits.len() {
+                return None;
+            }
+            digits[n] = b;
+            n += 1;
+        } else if !matches!(b, b'-' | b'_' | b'.') {
+            return None;
+        }
+    }
+    if n != digits.len() {
         return None;
     }
-    let s = std::str::from_utf8(&digits).ok()?;
-    let year = is_year(&s[..4])?;
-    let month: u8 = s[4..6].parse().ok()?;
-    let day: u8 = s[6..8].parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some(year)
+    let year = is_year(&digits[..4])?;
+    let two = |i: usize| (digits[i] - b'0') * 10 + (digits[i + 1] - b'0');
+    ((1..=12).contains(&two(4)) && (1..=31).contains(&two(6))).then_some(year)
 }
 
-fn is_size_suffix(token: &str) -> bool {
+/// `run` without its leading and trailing non-digits.
+fn trim_non_digits(run: &[u8]) -> &[u8] {
+    let start = run.iter().position(u8::is_ascii_digit).unwrap_or(run.len());
+    let end = run.iter().rposition(u8::is_ascii_digit).map_or(start, |i| i + 1);
+    &run[start..end]
+}
+
+/// Whether a date (see [`date_year`]) is in a run of digits and `-_.` of `text` (a run without its leading and
+/// trailing separators); the largest year of those dates.
+fn dates_in_runs(text: &[u8]) -> Option<u16> {
+    text.split(|&b| !(b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')))
+        .filter(|run| run.len() >= 8)
+        .filter_map(|run| date_year(trim_non_digits(run)))
+        .max()
+}
+
+fn is_size_suffix(token: &[u8]) -> bool {
     // "300x200", "@2x", "1024w"
-    if let Some((w, h)) = token.split_once('x') {
-        let num = |s: &str| !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
-        if num(w) && num(h) {
+    if let Some(x) = token.iter().position(|&b| b == b'x') {
+        let num = |s: &[u8]| !s.is_empty() && s.len() <= 5 && all_digits(s);
+        if num(&token[..x]) && num(&token[x + 1..]) {
             return true;
         }
     }
-    matches!(token, "@2x" | "@3x" | "2x" | "3x")
-        || (token.len() >= 3 && token.ends_with('w') && token[..token.len() - 1].bytes().all(|b| b.is_ascii_digit()))
+    matches!(token, b"@2x" | b"@3x" | b"2x" | b"3x")
+        || (token.len() >= 3 && token.ends_with(b"w") && all_digits(&token[..token.len() - 1]))
 }
 
-fn is_hash_like(token: &str) -> bool {
-    let hex = token.bytes().all(|b| b.is_ascii_hexdigit());
-    let has_digit = token.bytes().any(|b| b.is_ascii_digit());
-    let has_alpha = token.bytes().any(|b| b.is_ascii_alphabetic());
-    (token.len() >= 16 && hex && has_digit && has_alpha)
-        || (token.len() >= 24 && token.bytes().all(|b| b.is_ascii_alphanumeric()) && has_digit && has_alpha)
+fn is_hash_like(token: &[u8]) -> bool {
+    if token.len() < 16 {
+        return false;
+    }
+    let (mut hex, mut alnum, mut has_digit, mut has_alpha) = (true, true, false, false);
+    for &b in token {
+        hex &= b.is_ascii_hexdigit();
+        alnum &= b.is_ascii_alphanumeric();
+        has_digit |= b.is_ascii_digit();
+        has_alpha |= b.is_ascii_alphabetic();
+    }
+    has_digit && has_alpha && (hex || (token.len() >= 24 && alnum))
 }
 
-fn is_semver(token: &str) -> bool {
-    let t = token.strip_prefix('v').unwrap_or(token);
-    let core = t.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    (2..=4).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()))
+fn is_semver(token: &[u8]) -> bool {
+    let t = token.strip_prefix(b"v").unwrap_or(token);
+    let core = t.split(|&b| b == b'-' || b == b'+').next().unwrap_or(&[]);
+    let mut parts = 0;
+    for part in core.split(|&b| b == b'.') {
+        parts += 1;
+        if parts > 4 || part.is_empty() || part.len() > 6 || !all_digits(part) {
+            return false;
+        }
+    }
+    parts >= 2
 }
+
+/// Names up to this long are lower-cased on the stack.
+const STACK_NAME: usize = 128;
 
 /// Reads the signals off `key` (and `content_type`, when the key has no telling extension).
+///
+/// One pass over each token of the name, without allocating for names up to 128 bytes.
 pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
+    const DIGEST: &str = "@sha256:";
     let mut s = NameSignals::default();
-    // Container images are `repository@sha256:...` (optionally with `:tag`).
-    let (path, digest) = match key.split_once("@sha256:") {
-        Some((repo, digest)) => (repo, Some(digest)),
-        None => (key, None),
-    };
+    // Container images are `repository@sha256:...` (optionally with `:tag`): the first `@sha256:` splits them.
+    let mut digest_at = None;
+    let mut from = 0;
+    while let Some(i) = key[from..].find('@') {
+        if key[from + i..].starts_with(DIGEST) {
+            digest_at = Some(from + i);
+            break;
+        }
+        from += i + 1;
+    }
+    let path = digest_at.map_or(key, |i| &key[..i]);
     let trimmed = path.trim_end_matches('/');
-    s.depth = trimmed.matches('/').count() as u32;
-    let name = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    s.depth = trimmed.bytes().filter(|&b| b == b'/').count() as u32;
+    let name = trimmed.rfind('/').map_or(trimmed, |i| &trimmed[i + 1..]);
     s.name_len = name.len() as u32;
-    let lower = name.to_ascii_lowercase();
-    let (stem, ext) = match lower.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 12 => (stem, ext),
-        _ => (lower.as_str(), ""),
+    let mut stack = [0u8; STACK_NAME];
+    let heap;
+    let lower: &[u8] = match stack.get_mut(..name.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(name.as_bytes());
+            buf.make_ascii_lowercase();
+            buf
+        }
+        None => {
+            heap = name.to_ascii_lowercase();
+            heap.as_bytes()
+        }
     };
-    s.media = if digest.is_some() {
+    let (stem, ext): (&[u8], &[u8]) = match lower.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 && lower.len() - dot - 1 <= 12 => (&lower[..dot], &lower[dot + 1..]),
+        _ => (lower, &[]),
+    };
+    s.media = if digest_at.is_some() {
         Some(MediaKind::ContainerImage)
     } else {
         media_from_extension(ext).or_else(|| content_type.and_then(media_from_content_type))
     };
-    // Dotted tokens (semver, dates with dots) are judged before splitting on dots.
-    s.semver = stem.split(['_', '-', ' ', '+', '=', ',', '(', ')', ':']).any(is_semver)
-        || stem.split(['_', ' ', '+', '=', ',', '(', ')', ':']).any(is_semver);
-    let date_runs = stem.split(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '_' | '.')));
-    for run in date_runs {
-        if let Some(y) = date_year(run.trim_matches(|c: char| !c.is_ascii_digit())) {
-            s.date = true;
-            s.year = s.year.max(Some(y));
-        }
+    // Dotted tokens (semver, dates with dots) are judged before splitting on dots; a version has a dot.
+    if stem.contains(&b'.') {
+        let with_dash = |b: &u8| matches!(b, b'_' | b'-' | b' ' | b'+' | b'=' | b',' | b'(' | b')' | b':');
+        let without_dash = |b: &u8| matches!(b, b'_' | b' ' | b'+' | b'=' | b',' | b'(' | b')' | b':');
+        s.semver = stem.split(with_dash).any(is_semver) || stem.split(without_dash).any(is_semver);
     }
-    let dir_lower = trimmed[..trimmed.len() - name.len()].to_ascii_lowercase();
-    let directory_tokens = dir_lower.split(|c: char| !c.is_ascii_alphanumeric());
-    let name_tokens = stem.split(|c: char| !c.is_ascii_alphanumeric() && c != '@');
-    for (in_name, token) in name_tokens
-        .map(|t| (true, t))
-        .chain(directory_tokens.map(|t| (false, t)))
-    {
-        if token.is_empty() {
-            continue;
-        }
-        let word = token.trim_start_matches('@');
-        s.temp |= TEMP_WORDS.contains(&word);
-        s.backup |= BACKUP_WORDS.contains(&word);
-        s.old |= OLD_WORDS.contains(&word);
-        s.latest |= LATEST_WORDS.contains(&word);
-        s.seasonal |= SEASONAL_WORDS.contains(&word);
-        if let Some(&(_, anchor)) = SEASON_ANCHORS.iter().find(|(w, _)| *w == word) {
-            s.season_anchor = Some(s.season_anchor.map_or(anchor, |a| a.min(anchor)));
+    if let Some(y) = dates_in_runs(stem) {
+        s.date = true;
+        s.year = Some(y);
+    }
+    fn seen(s: &mut NameSignals, word: &[u8], in_name: bool) {
+        if word.len() <= LONGEST_WORD {
+            let class = word_class(word);
+            s.temp |= class.lists & TEMP != 0;
+            s.backup |= class.lists & BACKUP != 0;
+            s.old |= class.lists & OLD != 0;
+            s.latest |= class.lists & LATEST != 0;
+            s.seasonal |= class.lists & SEASONAL != 0;
+            s.thumb |= in_name && class.lists & THUMB != 0;
+            if let Some(anchor) = class.anchor {
+                s.season_anchor = Some(s.season_anchor.map_or(anchor, |a| a.min(anchor)));
+            }
         }
         if let Some(y) = is_year(word) {
             s.year = s.year.max(Some(y));
         }
-        if in_name {
-            s.thumb |= THUMB_WORDS.contains(&word);
-            s.size_suffix |= is_size_suffix(token);
-            s.hash_like |= is_hash_like(word);
+    }
+    for token in stem.split(|&b| !b.is_ascii_alphanumeric() && b != b'@') {
+        if token.is_empty() {
+            continue;
         }
+        let start = token.iter().position(|&b| b != b'@').unwrap_or(token.len());
+        let word = &token[start..];
+        seen(&mut s, word, true);
+        s.size_suffix |= is_size_suffix(token);
+        s.hash_like |= is_hash_like(word);
+    }
+    let directories = &trimmed.as_bytes()[..trimmed.len() - name.len()];
+    for token in directories.split(|b| !b.is_ascii_alphanumeric()) {
+        // Lower-cased only when short enough to be a word (a year is all digits).
+        if token.is_empty() || token.len() > LONGEST_WORD {
+            continue;
+        }
+        let mut buf = [0u8; LONGEST_WORD];
+        let word = &mut buf[..token.len()];
+        word.copy_from_slice(token);
+        word.make_ascii_lowercase();
+        seen(&mut s, word, false);
     }
     // Tags on container images: `repo:tag` in the last segment.
-    if let Some((_, tag)) = name.split_once(':') {
-        let tag = tag.to_ascii_lowercase();
-        s.latest |= LATEST_WORDS.contains(&tag.as_str());
-        s.semver |= is_semver(&tag);
+    if let Some(colon) = lower.iter().position(|&b| b == b':') {
+        let tag = &lower[colon + 1..];
+        s.latest |= word_class(tag).lists & LATEST != 0;
+        s.semver |= is_semver(tag);
     }
-    s.hash_like |= digest.is_some();
+    s.hash_like |= digest_at.is_some();
     s
 }
 
@@ -350,7 +479,7 @@ pub fn tag_shape(tag: &str) -> TagShape {
         return s;
     }
     s.latest = LATEST_WORDS.contains(&lower.as_str());
-    s.semver = is_semver(&lower) || lower.split(['_', '+']).any(is_semver);
+    s.semver = is_semver(lower.as_bytes()) || lower.split(['_', '+']).any(|t| is_semver(t.as_bytes()));
     let tokens: Vec<&str> = lower.split(['-', '_', '.', '+']).filter(|t| !t.is_empty()).collect();
     s.branch = !s.latest && tokens.first().is_some_and(|t| BRANCH_WORDS.contains(t))
         || (lower != "main" && lower != "master" && tokens.iter().any(|t| *t == "main" || *t == "master"));
@@ -359,10 +488,7 @@ pub fn tag_shape(tag: &str) -> TagShape {
         s.branch = true;
     }
     s.sha_like = is_hex_sha(&lower) || tokens.last().is_some_and(|t| is_hex_sha(t) && tokens.len() > 1);
-    s.date = date_year(&lower).is_some()
-        || lower
-            .split(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '_' | '.')))
-            .any(|run| date_year(run.trim_matches(|c: char| !c.is_ascii_digit())).is_some());
+    s.date = date_year(lower.as_bytes()).is_some() || dates_in_runs(lower.as_bytes()).is_some();
     s.build_number = !s.date
         && !s.semver
         && (is_build_number(&lower)
@@ -448,5 +574,40 @@ mod tests {
                 ..NameSignals::default()
             }
         );
+    }
+
+    #[test]
+    fn word_class_agrees_with_the_word_lists() {
+        let lists: [(&[&str], u8); 6] = [
+            (TEMP_WORDS, TEMP),
+            (BACKUP_WORDS, BACKUP),
+            (OLD_WORDS, OLD),
+            (THUMB_WORDS, THUMB),
+            (LATEST_WORDS, LATEST),
+            (SEASONAL_WORDS, SEASONAL),
+        ];
+        let mut words: Vec<&str> = lists.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+        words.extend([
+            "",
+            "x",
+            "tmpx",
+            "xtmp",
+            "Tmp",
+            "2019",
+            "christmass",
+            "holidayss",
+            "mainn",
+            "ai",
+            "png",
+        ]);
+        for word in words {
+            let class = word_class(word.as_bytes());
+            for (list, bit) in lists {
+                assert_eq!(class.lists & bit != 0, list.contains(&word), "{word} in list {bit}");
+            }
+            let anchor = SEASON_ANCHORS.iter().find(|(w, _)| *w == word).map(|(_, a)| *a);
+            assert_eq!(class.anchor, anchor, "{word}");
+            assert!(word.len() <= LONGEST_WORD || class.lists == 0, "{word}");
+        }
     }
 }

@@ -43,7 +43,12 @@ pub fn verdict_id(tenant: &str, key: &str, at: UnixSeconds, model_version: &str)
         h.write(&(part.len() as u64).to_le_bytes());
         h.write(part);
     }
-    format!("{:032x}", h.finish())
+    // 32 lower-case hex digits, most significant first (as `{:032x}` writes them).
+    let id = h.finish();
+    (0..32)
+        .rev()
+        .map(|digit| char::from(b"0123456789abcdef"[((id >> (4 * digit)) & 0xf) as usize]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -57,5 +62,12 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, verdict_id("t", "k", 2, "m"));
         assert_ne!(verdict_id("tk", "", 1, "m"), verdict_id("t", "k", 1, "m"));
+        // The same digits `{:032x}` gives.
+        let mut h = Fnv128::new();
+        for part in [b"t".as_slice(), b"k", &1i64.to_le_bytes(), b"m"] {
+            h.write(&(part.len() as u64).to_le_bytes());
+            h.write(part);
+        }
+        assert_eq!(a, format!("{:032x}", h.finish()));
     }
 }

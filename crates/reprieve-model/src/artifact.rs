@@ -261,6 +261,9 @@ impl Scorer {
     }
 }
 
+/// Up to this many contributions are selected without sorting all of them.
+const SELECT_AT_MOST: usize = 16;
+
 /// A loaded, validated model, ready to score.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -446,22 +449,40 @@ impl Model {
                 });
             }
         }
-        let mut terms: Vec<(usize, f64)> = per_feature
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (i, c))
-            .filter(|(_, c)| *c != 0.0)
-            .collect();
-        terms.sort_by(|l, r| r.1.abs().total_cmp(&l.1.abs()).then(l.0.cmp(&r.0)));
-        terms
-            .into_iter()
-            .take(top)
-            .map(|(i, c)| Contribution {
-                feature: self.artifact.feature_schema.names[i].clone(),
-                value: x[i],
-                contribution: c,
-            })
-            .collect()
+        let contribution = |(i, c): (usize, f64)| Contribution {
+            feature: self.artifact.feature_schema.names[i].clone(),
+            value: x[i],
+            contribution: c,
+        };
+        // Largest magnitude first, ties in feature order; zeros are no contribution.
+        let order = |l: &(usize, f64), r: &(usize, f64)| r.1.abs().total_cmp(&l.1.abs()).then(l.0.cmp(&r.0));
+        if top == 0 {
+            return Vec::new();
+        }
+        if top > SELECT_AT_MOST {
+            let mut terms: Vec<(usize, f64)> = per_feature
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (i, c))
+                .filter(|(_, c)| *c != 0.0)
+                .collect();
+            terms.sort_by(order);
+            return terms.into_iter().take(top).map(contribution).collect();
+        }
+        // The same `top` terms by selection: keep the best so far, sorted; a term enters only if it beats the last
+        // (features come in order, so among equal magnitudes the earlier one stays ahead, as the sort puts it).
+        let mut best = [(0usize, 0f64); SELECT_AT_MOST];
+        let mut len = 0;
+        for (i, &c) in per_feature.iter().enumerate() {
+            if c == 0.0 || (len == top && order(&best[len - 1], &(i, c)).is_le()) {
+                continue;
+            }
+            let at = best[..len].partition_point(|b| order(b, &(i, c)).is_le());
+            len = (len + 1).min(top);
+            best.copy_within(at..len - 1, at + 1);
+            best[at] = (i, c);
+        }
+        best[..len].iter().copied().map(contribution).collect()
     }
 }
 
@@ -538,5 +559,42 @@ mod tests {
         });
         let err = Model::from_artifact(artifact).expect_err("delete above archive");
         assert!(err.to_string().contains("periodic_thresholds"), "{err}");
+    }
+
+    #[test]
+    fn selected_contributions_are_the_sorted_ones() {
+        // Weights with ties and zeros; records of every shape: the top 0..=16 by selection must be the first
+        // terms of the full sort (top > 16 sorts).
+        let mut artifact = flat_model().artifact().clone();
+        let weights: Vec<f64> = (0..FEATURE_COUNT)
+            .map(|i| [0.0, 1.0, -1.0, 0.5, 2.0, -0.5][i % 6])
+            .collect();
+        artifact.scorer = ScorerParams::Logistic {
+            mean: (0..FEATURE_COUNT)
+                .map(|i| if i % 4 == 0 { 0.0 } else { 0.25 })
+                .collect(),
+            scale: vec![1.0; FEATURE_COUNT],
+            weights,
+            intercept: 0.1,
+        };
+        let model = Model::from_artifact(artifact).expect("valid");
+        let at = 500 * DAY;
+        let keys = [
+            "a/b.png",
+            "cdn/xmas-2024/tmp/old_300x200.jpg",
+            "x",
+            "reg/app:latest@sha256:0123456789abcdef",
+        ];
+        for (n, key) in keys.iter().enumerate() {
+            let mut r = ObjectRecord::with_key(*key);
+            r.history.accesses = (0..n as i64 * 7).map(|i| at - 1 - i * 3 * DAY).collect();
+            r.size = Some(1 << (10 * n));
+            let f = extract(&r, at);
+            let all = model.contributions(&f, FEATURE_COUNT);
+            for top in 0..=SELECT_AT_MOST {
+                let expected: Vec<_> = all.iter().take(top).cloned().collect();
+                assert_eq!(model.contributions(&f, top), expected, "{key} top {top}");
+            }
+        }
     }
 }
