@@ -5,7 +5,8 @@
 #   benches/grpc.sh            # RUNS=3 DURATION=10s by default
 #
 # Scenarios per server: closed-loop max throughput of unary Score with 1 and with 100 objects per request, of
-# ScoreStream with 100-object chunks, then open loop at half the measured unary (1 object) maximum. Results go
+# ScoreStream with 100-object chunks, then open loop at half the measured unary (1 object) maximum; for ours also
+# issue 5's floors (open loop at 5,000 calls/s, ScoreStream with every verdict new). Results go
 # to $BENCH_DIR/results.tsv and $BENCH_DIR/grpc/*.json. Everything listens on 127.0.0.1 only.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -76,6 +77,11 @@ RUST_LOG=warn "$REPRIEVE" serve --listen "127.0.0.1:$OURS_PORT" >"$OUT/ours-serv
 SERVER_PID=$!
 wait_port "$OURS_PORT"
 scenarios ours "$OURS_PORT" 32
+# Issue 5's floors (ours only): unary p99 at 5,000 calls/s open loop, and ScoreStream objects/s; the stream also
+# with every verdict new (--fresh-verdicts), so that the audit trail writes each one instead of finding the
+# repeated requests' verdicts already recorded.
+load "grpc-ours-open5000-unary1" "$OURS_PORT" --mode unary --objects-per-request 1 --concurrency 64 --rate 5000
+load "grpc-ours-stream100-fresh" "$OURS_PORT" --mode stream --objects-per-request 100 --concurrency 8 --fresh-verdicts
 stop_server
 
 log "theirs: grpcio + scikit-learn on 127.0.0.1:$THEIRS_PORT"

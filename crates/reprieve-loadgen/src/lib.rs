@@ -25,6 +25,7 @@
 //!     timeout: Duration::from_secs(10),
 //!     check_every: 100,
 //!     stream_window: 4,
+//!     fresh_verdicts: false,
 //! })
 //! .await?;
 //! assert_eq!(report.requests_failed, 0);

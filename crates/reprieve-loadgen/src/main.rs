@@ -62,6 +62,11 @@ struct Args {
     /// Stream mode: chunks in flight per stream (sent ahead of their answers).
     #[arg(long, default_value_t = 4)]
     stream_window: usize,
+    /// Send every request with its own scoring time (`--at` plus a count), so that every verdict is new and
+    /// the server's audit trail writes each one; without it the requests repeat and so do their verdicts, which
+    /// the audit trail records once (the rest are duplicates it only looks up).
+    #[arg(long)]
+    fresh_verdicts: bool,
     /// Also write the report as JSON to this file (`-`: stdout instead of the text report).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -132,6 +137,7 @@ fn main() -> anyhow::Result<()> {
         timeout: args.timeout,
         check_every: args.check_every,
         stream_window: args.stream_window,
+        fresh_verdicts: args.fresh_verdicts,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

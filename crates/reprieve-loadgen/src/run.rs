@@ -66,6 +66,9 @@ pub struct Config {
     pub check_every: u64,
     /// Stream mode: chunks sent ahead of their answers on each stream.
     pub stream_window: usize,
+    /// Each request (chunk) is sent with its own `at_unix` (`at` + 1 + a count unique over the run), so every
+    /// verdict is new to the server's audit trail; otherwise requests repeat and their verdicts are duplicates.
+    pub fresh_verdicts: bool,
 }
 
 /// Latency percentiles in milliseconds.
@@ -135,6 +138,17 @@ pub fn build_requests(config: &Config) -> (Vec<Bytes>, Vec<Bytes>) {
         ));
     }
     (unary, stream)
+}
+
+/// An encoded `ScoreRequest` or `ScoreStreamRequest` with its `at_unix` set to `at`. `at_unix` is field 2 of both;
+/// of a scalar field repeated on the wire the last one wins, so appending it overrides the encoded one without
+/// re-encoding the records.
+pub fn with_at(request: &[u8], at: UnixSeconds) -> Bytes {
+    let mut out = Vec::with_capacity(request.len() + 11);
+    out.extend_from_slice(request);
+    out.push(0x10);
+    prost::encoding::encode_varint(at as u64, &mut out);
+    Bytes::from(out)
 }
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
@@ -280,7 +294,12 @@ impl Worker {
     }
 
     fn request(&self, k: u64) -> Bytes {
-        self.requests[(self.index + k as usize) % self.requests.len()].clone()
+        let bytes = self.requests[(self.index + k as usize) % self.requests.len()].clone();
+        if !self.config.fresh_verdicts {
+            return bytes;
+        }
+        let at = self.config.at + 1 + (k * self.config.concurrency as u64 + self.index as u64) as i64;
+        with_at(&bytes, at)
     }
 
     /// Records one answer that took from `from` to `done`.
@@ -434,5 +453,28 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_at_overrides_the_scoring_time_only() {
+        let objects: Vec<v1::ObjectRecord> = records::generate(3, 2, records::DEFAULT_AT)
+            .iter()
+            .map(record_to_pb)
+            .collect();
+        let unary = v1::ScoreRequest {
+            objects: objects.clone(),
+            at_unix: Some(records::DEFAULT_AT),
+        };
+        let back = v1::ScoreRequest::decode(with_at(&unary.encode_to_vec(), records::DEFAULT_AT + 7)).expect("decodes");
+        assert_eq!(back.at_unix, Some(records::DEFAULT_AT + 7));
+        assert_eq!(back.objects, objects);
+        let stream = v1::ScoreStreamRequest { objects, at_unix: None };
+        let back = v1::ScoreStreamRequest::decode(with_at(&stream.encode_to_vec(), 42)).expect("decodes");
+        assert_eq!((back.at_unix, back.objects.len()), (Some(42), 2));
     }
 }

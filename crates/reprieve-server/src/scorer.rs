@@ -3,8 +3,9 @@
 //! With a feedback store, each object's scope is checked against the precision breakers (an open one turns
 //! `DELETE_CANDIDATE` into `REVIEW` with `PRECISION_BREAKER`), and every verdict is handed to the audit trail and
 //! acknowledged there **before** the response that carries it is sent: a verdict that reached a client is in the
-//! audit trail (with `audit_durability = "fsync"`, on disk). A stream overlaps the audit commit of one chunk with
-//! the scoring of the next, and answers its chunks in order.
+//! audit trail (with `audit_durability = "fsync"`, on disk). A stream scores its chunks on the blocking pool, several
+//! at a time (one per core over the whole server), overlaps their audit commits with the scoring of the next ones,
+//! and answers its chunks in order.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +15,8 @@ use reprieve_proto::FieldError;
 use reprieve_proto::convert::{record_from_pb, verdict_to_pb};
 use reprieve_proto::v1::reuse_scorer_server::ReuseScorer;
 use reprieve_proto::v1::{self, ScoreRequest, ScoreResponse, ScoreStreamRequest, ScoreStreamResponse};
-use reprieve_store::{AuditRecord, EncodedVerdict};
-use tokio::sync::mpsc;
+use reprieve_store::EncodedVerdict;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -30,6 +31,8 @@ use crate::{deadline, guard};
 const STREAM_BUFFER: usize = 2;
 /// How many scored chunks of a stream may wait for their audit commit while the next one is scored.
 const AUDIT_PIPELINE: usize = 2;
+/// How many chunks of a stream may wait to be scored, or be scored, beyond the one being staged for the audit.
+const SCORING_PIPELINE: usize = 2;
 
 /// A scored batch: the wire verdicts, and the same verdicts encoded for the audit trail (empty without a store).
 #[derive(Debug)]
@@ -41,11 +44,18 @@ pub struct ScoredBatch {
 #[derive(Debug, Clone)]
 pub struct ScorerService {
     state: Arc<AppState>,
+    /// Permits to score stream chunks on the blocking pool, one per core: chunks are scored in parallel but never
+    /// by more threads than there are cores.
+    lanes: Arc<Semaphore>,
 }
 
 impl ScorerService {
     pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            state,
+            lanes: Arc::new(Semaphore::new(cores)),
+        }
     }
 }
 
@@ -82,11 +92,12 @@ pub fn score_batch(
         if deadline::expired(deadline) {
             return Err(late(0));
         }
-        let parent = format!("{what}[{i}]");
-        let record = record_from_pb(object).map_err(|e| RequestError::Field(e.within(&parent)))?;
+        // The field path is only formatted for an error.
+        let parent = || format!("{what}[{i}]");
+        let record = record_from_pb(object).map_err(|e| RequestError::Field(e.within(&parent())))?;
         record
             .validate(at, &state.config.limits)
-            .map_err(|e| RequestError::Field(FieldError::from(e).within(&parent)))?;
+            .map_err(|e| RequestError::Field(FieldError::from(e).within(&parent())))?;
         records.push(record);
     }
     let mut tally = state.telemetry.tally();
@@ -109,15 +120,20 @@ pub fn score_batch(
         }
         verdicts.push(verdict_to_pb(&scored.verdict));
         if feedback.is_some() {
-            let audited = AuditRecord {
-                features: scored.features.values().to_vec(),
-                verdict: scored.verdict,
-                feature_names_hash: schema_hash.clone(),
-                source: "grpc".to_string(),
-            };
-            // The encoding (the costly part of auditing) happens here, on the request's own thread.
-            audit.push(EncodedVerdict::new(&audited).map_err(|e| RequestError::Store(e.to_string()))?);
+            // The encoding happens here, on the thread that scored (for stream chunks a blocking-pool thread, so
+            // encodings run in parallel), straight from the verdict and its features: nothing copied.
+            let encoded = EncodedVerdict::from_parts(&scored.verdict, scored.features.values(), schema_hash, "grpc")
+                .map_err(|e| RequestError::Store(e.to_string()))?;
+            audit.push(encoded);
         }
+    }
+    if let Some(feedback) = feedback {
+        // Whether each verdict is audited already is looked up here too, in parallel, rather than by the writer
+        // thread that every audited verdict passes through (it then only checks the commits since).
+        feedback
+            .store()
+            .precheck(&mut audit)
+            .map_err(|e| RequestError::Store(e.to_string()))?;
     }
     if let Some(tally) = tally {
         state.telemetry.record_verdicts(tally);
@@ -154,6 +170,9 @@ impl ReuseScorer for ScorerService {
         let result = async {
             let model = self.state.current().ok_or_else(|| to_status(RequestError::NoModel))?;
             let at = request.at_unix.unwrap_or_else(now_unix);
+            // Scored here, on the async worker: a unary call is mostly one object, for which a hand-over to another
+            // thread costs more than the scoring; and the deadline is checked between objects, so a large batch
+            // ends with DEADLINE_EXCEEDED in time.
             let scored =
                 score_batch(&self.state, &model, request.objects, at, "objects", deadline).map_err(to_status)?;
             let audit = async {
@@ -190,6 +209,7 @@ impl ReuseScorer for ScorerService {
         let deadline = deadline::of(&request);
         let mut inbound = request.into_inner();
         let state = self.state.clone();
+        let lanes = self.lanes.clone();
         let opened_at = now_unix();
         // A bounded channel: when the client reads slowly, `send` waits, and so does the next `message()` read:
         // HTTP/2 flow control then pushes back on the client. Nothing buffers without bound.
@@ -200,10 +220,17 @@ impl ReuseScorer for ScorerService {
                 let mut stream_at: Option<UnixSeconds> = None;
                 let mut chunk_index = 0usize;
                 let mut objects = 0usize;
-                // Scored chunks go to a delivery task that answers each as soon as its audit is acknowledged, in
-                // order: the reader goes on scoring meanwhile, and a client that waits for each answer before
-                // sending its next chunk gets it. The channel is bounded, so at most `AUDIT_PIPELINE` scored chunks
-                // wait; beyond that the reader stops reading and HTTP/2 flow control pushes back on the client.
+                // Three stages, each feeding the next through a bounded channel, so every chunk passes them in
+                // order and nothing buffers without bound:
+                // 1. this task reads chunks and hands each to the blocking pool to be scored (and its verdicts
+                //    encoded for the audit trail), at most `SCORING_PIPELINE` at a time per stream and one per
+                //    core over the whole server (`lanes`): chunks of one stream are scored in parallel;
+                // 2. `staging` takes the scored chunks in order and queues their verdicts for the audit trail;
+                // 3. `delivery` answers each chunk as soon as its audit is acknowledged, in order.
+                // A client that waits for each answer before sending its next chunk gets it. When a stage falls
+                // behind, the ones before it wait; in the end the reader stops reading and HTTP/2 flow control
+                // pushes back on the client.
+                let (scoring_tx, mut scoring_rx) = mpsc::channel::<Scoring>(SCORING_PIPELINE);
                 let (scored_tx, mut scored_rx) = mpsc::channel::<Waiting>(AUDIT_PIPELINE);
                 let delivery = {
                     let (state, tx) = (state.clone(), tx.clone());
@@ -211,6 +238,37 @@ impl ReuseScorer for ScorerService {
                         while let Some(item) = scored_rx.recv().await {
                             if let Err(end) = deliver(&state, &tx, item, deadline).await {
                                 return Some(end);
+                            }
+                        }
+                        None
+                    })
+                };
+                let staging = {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        while let Some((index, at, model, scoring)) = scoring_rx.recv().await {
+                            let scored = match scoring.await {
+                                Ok(Ok(scored)) => scored,
+                                Ok(Err(e)) => return Some(End::Fail(chunk_status(index, e))),
+                                Err(e) => {
+                                    return Some(End::Fail(Status::internal(format!(
+                                        "chunk {index}: scoring failed: {e}"
+                                    ))));
+                                }
+                            };
+                            let pending = match queue_audit(&state, scored.audit).await {
+                                Ok(pending) => pending,
+                                Err(e) => return Some(End::Fail(chunk_status(index, e))),
+                            };
+                            let response = ScoreStreamResponse {
+                                verdicts: scored.verdicts,
+                                model_version: model.engine.model.version().to_string(),
+                                at_unix: at,
+                            };
+                            // The delivery task stopped (a failed audit, the client gone): its reason ends the
+                            // stream.
+                            if scored_tx.send((index, pending, response)).await.is_err() {
+                                return None;
                             }
                         }
                         None
@@ -250,36 +308,38 @@ impl ReuseScorer for ScorerService {
                     let Some(model) = state.current() else {
                         break End::Fail(to_status(RequestError::NoModel));
                     };
-                    let scored = match score_batch(&state, &model, chunk.objects, at, "objects", deadline) {
-                        Ok(scored) => scored,
-                        Err(e) => break End::Fail(chunk_status(chunk_index, e)),
+                    let Ok(lane) = lanes.clone().acquire_owned().await else {
+                        break End::Fail(Status::unavailable("the server is shutting down"));
                     };
-                    let pending = match queue_audit(&state, scored.audit).await {
-                        Ok(pending) => pending,
-                        Err(e) => break End::Fail(chunk_status(chunk_index, e)),
+                    let scoring = {
+                        let (state, model) = (state.clone(), model.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let _lane = lane;
+                            score_batch(&state, &model, chunk.objects, at, "objects", deadline)
+                        })
                     };
-                    let response = ScoreStreamResponse {
-                        verdicts: scored.verdicts,
-                        model_version: model.engine.model.version().to_string(),
-                        at_unix: at,
-                    };
-                    // The delivery task stopped (a failed audit, the client gone): its reason ends the stream.
-                    if scored_tx.send((chunk_index, pending, response)).await.is_err() {
+                    // Staging stopped (a failed chunk, or delivery stopped): its reason ends the stream.
+                    if scoring_tx.send((chunk_index, at, model, scoring)).await.is_err() {
                         break End::Done;
                     }
                     chunk_index += 1;
                 };
-                // Chunks scored before the end are answered first, in order; a delivery failure comes first.
-                drop(scored_tx);
-                let delivered = if matches!(end, End::Gone(_)) {
+                // Chunks read before the end are answered first, in order; a delivery failure comes first, then a
+                // chunk that failed to score or audit, then how reading ended.
+                drop(scoring_tx);
+                let (staged, delivered) = if matches!(end, End::Gone(_)) {
+                    staging.abort();
                     delivery.abort();
-                    None
+                    (None, None)
                 } else {
-                    delivery.await.unwrap_or_else(|e| {
-                        Some(End::Fail(Status::internal(format!("stream delivery failed: {e}"))))
-                    })
+                    let failed = |what: &str, e: tokio::task::JoinError| {
+                        Some(End::Fail(Status::internal(format!("stream {what} failed: {e}"))))
+                    };
+                    let staged = staging.await.unwrap_or_else(|e| failed("staging", e));
+                    let delivered = delivery.await.unwrap_or_else(|e| failed("delivery", e));
+                    (staged, delivered)
                 };
-                let end = delivered.unwrap_or(end);
+                let end = delivered.or(staged).unwrap_or(end);
                 // The stream's outcome: the status sent to the client, or CANCELLED when the client went away.
                 let outcome = match end {
                     End::Done => Ok(()),
@@ -296,6 +356,14 @@ impl ReuseScorer for ScorerService {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
+
+/// A chunk being scored on the blocking pool: its index, time, model and the scoring task.
+type Scoring = (
+    usize,
+    UnixSeconds,
+    Arc<LoadedModel>,
+    tokio::task::JoinHandle<Result<ScoredBatch, RequestError>>,
+);
 
 /// A scored chunk waiting for its audit acknowledgement: its index, the acknowledgement, the response.
 type Waiting = (usize, Option<Pending>, ScoreStreamResponse);

@@ -2,7 +2,7 @@
 //!
 //! | prefix | key                                                   | value                   |
 //! |--------|-------------------------------------------------------|-------------------------|
-//! | `V`    | verdict id                                            | `AuditRecord` (JSON)    |
+//! | `V`    | verdict id                                            | `AuditRecord` (binary)  |
 //! | `K`    | tenant, key, scored_at, verdict id                    | empty                   |
 //! | `T`    | scored_at, verdict id                                 | empty                   |
 //! | `A`    | action event id                                       | `StoredAction` (JSON)   |

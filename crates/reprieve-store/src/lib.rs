@@ -9,8 +9,9 @@
 //!
 //! [`Store::write_group`] applies several requests as one batch with one flush (a group commit: the server's
 //! writer thread uses it so that concurrent requests share an fsync); each request still gets its own [`Ack`].
-//! Verdicts are encoded for the audit trail by [`EncodedVerdict::new`], outside the writer lock; the feature
-//! vector is stored as raw doubles behind a JSON head (see the `audit` module).
+//! Verdicts are encoded for the audit trail by [`EncodedVerdict::new`], outside the writer lock; the stored
+//! record is a compact binary encoding with the feature vector as raw doubles (see the `audit` module; records in
+//! the two earlier formats are still read).
 //!
 //! # Matching restores
 //! A restore of (tenant, key) at `t` is matched to the latest action on that object that is not `Ignored`, with
@@ -37,8 +38,9 @@ mod audit;
 mod keys;
 mod types;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use reprieve_core::prefix::top_prefix;
@@ -93,6 +95,64 @@ pub struct Store {
     /// Serialises writers; holds the breaker state of every scope (mirrors the `C` keys).
     writer: Mutex<HashMap<BreakerScope, BreakerState>>,
     open: RwLock<OpenSet>,
+    /// The verdict ids of the latest group commits, for [`Store::precheck`] (locked only under `writer`).
+    recent: Mutex<RecentVerdicts>,
+    /// How many group commits wrote verdicts (`RecentVerdicts::done`, readable without a lock).
+    verdict_commits: AtomicU64,
+}
+
+/// Most group commits, and most verdict ids over them, that [`RecentVerdicts`] remembers. A verdict checked
+/// absent before older commits than these is looked up again in the tree when it is staged.
+const RECENT_COMMITS: usize = 256;
+const RECENT_IDS: usize = 500_000;
+
+/// The verdict keys written by the latest group commits that wrote verdicts: commits number `done - len + 1` to
+/// `done`, oldest first. A verdict [`Store::precheck`]ed absent when `done` was `g` is a duplicate at staging
+/// time only if one of the commits after `g` (or the group being staged) wrote it: the tree need not be searched
+/// again in the writer, which is the one thread every audited verdict passes through.
+#[derive(Debug, Default)]
+struct RecentVerdicts {
+    done: u64,
+    /// `done` after the latest removal of verdicts or failed commit.
+    floor: u64,
+    commits: VecDeque<HashSet<sled::IVec>>,
+    ids: usize,
+}
+
+impl RecentVerdicts {
+    /// Whether commits after `g` wrote `key`; `None` when some of them are no longer remembered.
+    fn written_after(&self, g: u64, key: &[u8]) -> Option<bool> {
+        let after = self.done.checked_sub(g)?;
+        if after > self.commits.len() as u64 {
+            return None;
+        }
+        Some(self.commits.iter().rev().take(after as usize).any(|c| c.contains(key)))
+    }
+
+    /// Whether no verdict was removed (or a commit failed) since `g`: a verdict present then still is.
+    fn kept_since(&self, g: u64) -> bool {
+        g >= self.floor
+    }
+
+    fn push(&mut self, keys: HashSet<sled::IVec>) {
+        self.done += 1;
+        self.ids += keys.len();
+        self.commits.push_back(keys);
+        while self.commits.len() > RECENT_COMMITS || (self.ids > RECENT_IDS && self.commits.len() > 1) {
+            if let Some(c) = self.commits.pop_front() {
+                self.ids -= c.len();
+            }
+        }
+    }
+
+    /// After a commit that may or may not have been applied, or that removed verdicts: forget everything, so that
+    /// every verdict checked before it is looked up in the tree again.
+    fn forget(&mut self) {
+        self.done += 1;
+        self.floor = self.done;
+        self.commits.clear();
+        self.ids = 0;
+    }
 }
 
 /// Key-value pairs read back from the tree.
@@ -273,6 +333,8 @@ impl Store {
             db,
             writer: Mutex::new(HashMap::new()),
             open: RwLock::new(OpenSet::new()),
+            recent: Mutex::new(RecentVerdicts::default()),
+            verdict_commits: AtomicU64::new(0),
         };
         {
             let mut guard = store.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -330,13 +392,14 @@ impl Store {
         durable: bool,
     ) -> Result<Vec<Result<Ack, StoreError>>, StoreError> {
         let mut scopes = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         let mut p = Pending::default();
         let mut dirty = Vec::new();
         let mut latest = i64::MIN;
         let mut out = Vec::with_capacity(requests.len());
         for request in requests {
             let answer = match request {
-                WriteRequest::Verdicts(records) => Ok(self.stage_verdicts(&mut p, records)?),
+                WriteRequest::Verdicts(records) => Ok(self.stage_verdicts(&mut p, &recent, records)?),
                 WriteRequest::Actions(events) => {
                     match check_ids(events.iter().map(|e| (&e.event_id, &e.tenant, &e.key)), "action on") {
                         Err(e) => Err(e),
@@ -358,7 +421,15 @@ impl Store {
             };
             out.push(answer);
         }
-        self.finish(&mut scopes, p, dirty, latest, durable)?;
+        let written: HashSet<sled::IVec> = p.verdicts.keys().cloned().collect();
+        let finished = self.finish(&mut scopes, p, dirty, latest, durable);
+        if finished.is_ok() && !written.is_empty() {
+            recent.push(written);
+        } else if finished.is_err() {
+            recent.forget();
+        }
+        self.verdict_commits.store(recent.done, Ordering::Release);
+        finished?;
         Ok(out)
     }
 
@@ -381,10 +452,47 @@ impl Store {
         self.write_one(WriteRequest::Verdicts(&encoded))
     }
 
-    fn stage_verdicts(&self, p: &mut Pending, records: &[EncodedVerdict]) -> Result<Ack, StoreError> {
+    /// Looks up, before they are queued for the writer, whether `records` are in the audit trail already, and
+    /// remembers on each what was found and when: staging it then only checks, in memory, the group commits since
+    /// (found absent) or that nothing was pruned since (found present), instead of searching the tree again on the
+    /// writer thread every audited verdict passes through. Optional: a record not checked, or checked longer ago
+    /// than the store remembers, is looked up while staged. Call it on the threads that encode, so the lookups run
+    /// in parallel.
+    pub fn precheck(&self, records: &mut [EncodedVerdict]) -> Result<(), StoreError> {
+        // Read before the lookups: every commit up to `g` is visible to them; later ones are remembered.
+        let g = self.verdict_commits.load(Ordering::Acquire);
+        for r in records {
+            r.checked = Some(if self.db.contains_key(&r.verdict_key)? {
+                audit::Checked::Present(g)
+            } else {
+                audit::Checked::Absent(g)
+            });
+        }
+        Ok(())
+    }
+
+    fn stage_verdicts(
+        &self,
+        p: &mut Pending,
+        recent: &RecentVerdicts,
+        records: &[EncodedVerdict],
+    ) -> Result<Ack, StoreError> {
         let mut ack = Ack::default();
         for r in records {
-            if p.contains(&self.db, &r.verdict_key)? {
+            // Only this function stages `V` keys, into `p.verdicts`.
+            let known = match r.checked {
+                // Only pruning removes audit records: present then, present now unless it ran since.
+                Some(audit::Checked::Present(g)) => recent.kept_since(g).then_some(true),
+                Some(audit::Checked::Absent(g)) => recent
+                    .written_after(g, &r.verdict_key)
+                    .map(|written| written || p.verdicts.contains_key(&r.verdict_key)),
+                None => None,
+            };
+            let duplicate = match known {
+                Some(duplicate) => duplicate,
+                None => p.contains(&self.db, &r.verdict_key)?,
+            };
+            if duplicate {
                 ack.duplicates += 1;
                 continue;
             }
@@ -540,7 +648,12 @@ impl Store {
             if n == 0 {
                 return Ok(removed);
             }
-            self.commit(p, true)?;
+            let committed = self.commit(p, true);
+            // A verdict written after a precheck and pruned since must not pass for a duplicate when staged.
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            recent.forget();
+            self.verdict_commits.store(recent.done, Ordering::Release);
+            committed?;
             removed += n;
         }
     }
