@@ -159,6 +159,10 @@ pub struct EvaluateArgs {
     /// How many of the latest closed cuts calibrate before each test cut.
     #[arg(long, default_value_t = 3)]
     calibration_cuts: usize,
+    /// Adaptive conformal step: once a test cut's labels are known, the next models' delete target moves by
+    /// gamma * (target - realized rate), between target/10 and the target; 0 keeps it fixed.
+    #[arg(long, default_value_t = reprieve_eval::evaluate::DEFAULT_ADAPTIVE_GAMMA)]
+    adaptive_gamma: f64,
     /// Scorer to fit: logistic (regression on standardized features) or tree (a decision tree).
     #[arg(long, default_value = "logistic", value_parser = parse_model_kind)]
     model_kind: ModelKind,
@@ -198,12 +202,23 @@ pub struct TrainArgs {
     out: PathBuf,
 }
 
-/// A request trace to cut: event files, an optional inventory, the horizon and the cut spacing.
+/// A request trace to cut: event files (or a registry's notification events), an optional inventory, the horizon
+/// and the cut spacing.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// Access log or canonical event files (CLF/combined, S3 access log, CloudFront, events CSV/Parquet; gzip ok).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "registry_events", num_args = 1..)]
     events: Vec<PathBuf>,
+    /// Container images: registry notification event files (distribution/OCI registry webhook JSON, one envelope
+    /// per line or one document; gzip ok) instead of --events: the objects are the images (repository@digest),
+    /// pulls are their reads (by tag: the digest the tag pointed to then), features as `reprieve score` computes
+    /// them from the events before each cut.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["events", "inventory"])]
+    registry_events: Vec<PathBuf>,
+    /// With --registry-events: `aws ecr describe-images` JSON files for the images' sizes (events carry none); only
+    /// the sizes are used (the listing's tags and last pulls are of today, not of the cuts).
+    #[arg(long, num_args = 1.., requires = "registry_events")]
+    ecr_images: Vec<PathBuf>,
     /// Format of the event files.
     #[arg(long, default_value = "auto", value_parser = parse_log_format)]
     format: LogFormat,
@@ -222,9 +237,58 @@ pub struct TraceArgs {
     strict: bool,
 }
 
+/// A loaded trace of either kind.
+enum Loaded {
+    Files(reprieve_eval::LoadedTrace),
+    Images(reprieve_eval::LoadedImageTrace),
+}
+
+impl Loaded {
+    fn replay(&self) -> &dyn reprieve_eval::Replay {
+        match self {
+            Loaded::Files(l) => &l.trace,
+            Loaded::Images(l) => &l.trace,
+        }
+    }
+}
+
 impl TraceArgs {
-    /// Reads the files into a trace, logging how each read.
-    fn load(&self) -> anyhow::Result<reprieve_eval::LoadedTrace> {
+    /// The input files, for the artifact's `source`.
+    fn sources(&self) -> String {
+        let files = if self.registry_events.is_empty() {
+            &self.events
+        } else {
+            &self.registry_events
+        };
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Reads the files into a trace (of files or of images), logging how each read.
+    fn load(&self) -> anyhow::Result<Loaded> {
+        if !self.registry_events.is_empty() {
+            let loaded = reprieve_eval::load_image_trace(&self.registry_events, &self.ecr_images, "", self.strict)?;
+            log_reports(&loaded.reports);
+            let trace = &loaded.trace;
+            tracing::info!(
+                images = trace.images(),
+                pulls = trace.pulls(),
+                unresolved_pulls = trace.unresolved_pulls,
+                events = trace.events(),
+                sized = loaded.sized,
+                from = %format_rfc3339(trace.log_start),
+                to = %format_rfc3339(trace.log_end),
+                "registry trace loaded"
+            );
+            return Ok(Loaded::Images(loaded));
+        }
+        self.load_files().map(Loaded::Files)
+    }
+
+    fn load_files(&self) -> anyhow::Result<reprieve_eval::LoadedTrace> {
         let options = ReadOptions {
             format: self.format,
             strict: self.strict,
@@ -455,14 +519,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         tracing::info!(path = %f.path.display(), rows = f.rows, reused = f.reused, "feedback loaded");
     }
     let loaded = args.trace.load()?;
-    let trace = &loaded.trace;
-    let mut source = args
-        .trace
-        .events
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let trace = loaded.replay();
+    let mut source = args.trace.sources();
     if !feedback_files.is_empty() {
         let files: Vec<String> = feedback_files
             .iter()
@@ -654,6 +712,9 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             args.target_false_delete
         );
     }
+    if !(0.0..=1.0).contains(&args.adaptive_gamma) {
+        bail!("--adaptive-gamma must be between 0 and 1 (got {})", args.adaptive_gamma);
+    }
     let loaded = args.trace.load()?;
     let config = reprieve_eval::EvalConfig {
         horizon_secs: args.trace.horizon,
@@ -666,9 +727,10 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             kind: args.model_kind,
             ..TrainConfig::default()
         },
+        adaptive_gamma: args.adaptive_gamma,
     };
     let started = std::time::Instant::now();
-    let report = reprieve_eval::evaluate(&loaded.trace, &config)?;
+    let report = reprieve_eval::evaluate(loaded.replay(), &config)?;
     let files = reprieve_eval::write_report(&report, &args.out_dir)?;
     for (scope, pooled) in [("all", &report.pooled), ("recent", &report.pooled_recent)] {
         for (method, f) in pooled.iter() {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use reprieve_core::UnixSeconds;
 use reprieve_core::time::DAY;
-use reprieve_model::dataset::{Cut, Trace, build_cut};
+use reprieve_model::artifact::Segment;
+use reprieve_model::dataset::Cut;
 use reprieve_model::metrics::{CalibrationBin, calibration_table};
 use reprieve_model::stats::upper_95;
 use reprieve_model::threshold::{Scored, select_threshold};
@@ -15,6 +16,7 @@ use reprieve_model::{Model, ModelError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
+use crate::replay::Replay;
 
 /// The methods compared, in report order.
 pub const METHODS: [&str; 6] = [
@@ -40,7 +42,16 @@ pub struct EvalConfig {
     /// How many of the latest closed cuts calibrate (and pick thresholds) for each test cut.
     pub calibration_cuts: usize,
     pub train: TrainConfig,
+    /// Adaptive conformal step (Gibbs and Candes, 2021; DESIGN section 4): once a test cut's label window has
+    /// closed, the delete target the next models are trained for moves by `adaptive_gamma * (target - realized
+    /// rate)`, within `[target / 10, target]`: it tightens after a cut over the target and relaxes back after cuts
+    /// under it, never beyond the target. 0 keeps the target fixed.
+    #[serde(default)]
+    pub adaptive_gamma: f64,
 }
+
+/// The default adaptive conformal step of `reprieve evaluate`.
+pub const DEFAULT_ADAPTIVE_GAMMA: f64 = 0.05;
 
 /// Counts behind one method's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -129,8 +140,30 @@ pub struct CutReport {
     pub model_threshold_periodic: Option<f64>,
     /// The calibrated recency rule's idle threshold in days (`None`: it could not meet the target).
     pub recency_calibrated_days: Option<f64>,
+    /// The delete target the model of this cut was trained for (the target, moved by the adaptive step).
+    #[serde(default)]
+    pub working_target: f64,
     pub methods: BTreeMap<String, Figures>,
     pub methods_recent: BTreeMap<String, Figures>,
+    /// The model's false deletes at this cut (flagged, then read within the horizon), most confident first, at most
+    /// [`FALSE_DELETE_SAMPLES`]: what a data scientist looks at first when a cut exceeds the target.
+    #[serde(default)]
+    pub model_false_deletes: Vec<FalseDelete>,
+}
+
+/// Most false deletes listed per cut.
+pub const FALSE_DELETE_SAMPLES: usize = 20;
+
+/// One object the model flagged for deletion that was read again within the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalseDelete {
+    pub tenant: String,
+    pub key: String,
+    pub cohort: Option<String>,
+    pub probability: f64,
+    pub idle_days: f64,
+    /// The threshold segment it fell in: `recent`, `periodic` or `settled`.
+    pub segment: String,
 }
 
 /// The whole evaluation.
@@ -173,43 +206,68 @@ pub struct Curves {
     pub size: Vec<u64>,
 }
 
+/// One adaptive conformal step of the working delete target after a cut with `realized` false-delete rate.
+fn adaptive_step(working: f64, target: f64, gamma: f64, realized: f64) -> f64 {
+    (working + gamma * (target - realized)).clamp(target / 10.0, target)
+}
+
+fn segment_name(segment: Segment) -> &'static str {
+    match segment {
+        Segment::Recent => "recent",
+        Segment::Periodic => "periodic",
+        Segment::Settled => "settled",
+    }
+}
+
+/// The [`FALSE_DELETE_SAMPLES`] false deletes with the lowest reuse probability (ties by key).
+fn most_confident(mut all: Vec<FalseDelete>) -> Vec<FalseDelete> {
+    all.sort_by(|a, b| a.probability.total_cmp(&b.probability).then_with(|| a.key.cmp(&b.key)));
+    all.truncate(FALSE_DELETE_SAMPLES);
+    all
+}
+
 fn gap(model: f64, rule: f64, oracle: f64) -> Option<f64> {
     let den = oracle - rule;
     (den.abs() > 1e-12).then(|| (model - rule) / den)
 }
 
 /// Runs the protocol on `trace`.
-pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalError> {
+pub fn evaluate<R: Replay + ?Sized>(trace: &R, config: &EvalConfig) -> Result<EvalReport, EvalError> {
     if !(config.target > 0.0 && config.target < 1.0) {
         return Err(EvalError::Plan(format!(
             "the target must be in (0, 1), got {}",
             config.target
         )));
     }
+    if !(0.0..=1.0).contains(&config.adaptive_gamma) {
+        return Err(EvalError::Plan(format!(
+            "the adaptive step must be in [0, 1], got {}",
+            config.adaptive_gamma
+        )));
+    }
     if config.horizon_secs <= 0 || config.step_secs <= 0 {
         return Err(EvalError::Plan("horizon and step must be positive".into()));
     }
-    let first = config.from.unwrap_or(trace.log_start + config.step_secs);
+    let first = config.from.unwrap_or(trace.log_start() + config.step_secs);
     let last = config
         .to
-        .unwrap_or(trace.log_end - config.horizon_secs)
-        .min(trace.log_end - config.horizon_secs);
+        .unwrap_or(trace.log_end() - config.horizon_secs)
+        .min(trace.log_end() - config.horizon_secs);
     let mut times = Vec::new();
     let mut t = first;
     while t <= last {
         times.push(t);
         t += config.step_secs;
     }
-    let cuts: Vec<Cut> = times
-        .iter()
-        .map(|&t| build_cut(trace, t, config.horizon_secs))
-        .collect();
+    let cuts: Vec<Cut> = times.iter().map(|&t| trace.cut(t, config.horizon_secs)).collect();
     let mut train_config = config.train.clone();
     train_config.targets.delete = config.target;
     train_config.targets.archive = train_config.targets.archive.max(config.target);
     // Test cuts with fewer closed cuts before them than the calibration asks for get a model that lets nothing go.
     train_config.min_calibration_cuts = config.calibration_cuts.max(1);
 
+    let mut working_target = config.target;
+    let mut awaiting_labels: Vec<(UnixSeconds, f64)> = Vec::new();
     let mut pooled: BTreeMap<String, Tally> = METHODS.iter().map(|m| (m.to_string(), Tally::default())).collect();
     let mut pooled_recent = pooled.clone();
     let mut cohorts: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
@@ -226,6 +284,12 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             skipped.push(test.at);
             continue;
         }
+        // Fold in the realized rates of earlier test cuts whose label windows have closed by now (in time order).
+        let folded = awaiting_labels.partition_point(|&(at, _)| at + config.horizon_secs <= test.at);
+        for (_, realized) in awaiting_labels.drain(..folded) {
+            working_target = adaptive_step(working_target, config.target, config.adaptive_gamma, realized);
+        }
+        train_config.targets.delete = working_target;
         let k = config.calibration_cuts.clamp(1, closed - 1);
         let train_cuts = &cuts[..closed - k];
         let calibration = &cuts[closed - k..closed];
@@ -277,19 +341,35 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
         let mut cut_tallies: BTreeMap<String, Tally> = pooled.keys().map(|m| (m.clone(), Tally::default())).collect();
         let mut cut_recent = cut_tallies.clone();
         let mut recent_objects = 0;
+        let mut false_deletes = Vec::new();
         for row in &test.rows {
             let p = model.probability(&row.features);
             let idle = row.idle_secs as f64;
             let flags = [
-                // As the engine does: the segment's threshold, and never outside the training domain.
-                ("model", model.flags_delete(&row.features, p)),
+                // As the engine does: the segment's threshold, never outside the training domain, and never an
+                // object the policy retains as too new.
+                (
+                    "model",
+                    row.age_secs >= train_config.min_age_secs && model.flags_delete(&row.features, p),
+                ),
                 ("recency_calibrated", recency_min_idle.is_some_and(|d| idle >= d)),
                 ("recency_7d", row.idle_secs >= 7 * DAY),
                 ("recency_30d", row.idle_secs >= 30 * DAY),
                 ("recency_90d", row.idle_secs >= 90 * DAY),
                 ("oracle", !row.reused),
             ];
-            let cohort = trace.cohorts.get(row.object as usize).cloned().flatten();
+            let cohort = trace.cohort(row.object).map(str::to_owned);
+            if flags[0].1 && row.reused {
+                let (tenant, key) = trace.name(row.object).unwrap_or_default();
+                false_deletes.push(FalseDelete {
+                    tenant: tenant.to_owned(),
+                    key: key.to_owned(),
+                    cohort: cohort.clone(),
+                    probability: p,
+                    idle_days: idle / DAY as f64,
+                    segment: segment_name(Segment::of(&row.features)).to_string(),
+                });
+            }
             for (method, flagged) in flags {
                 if let Some(t) = cut_tallies.get_mut(method) {
                     t.add(flagged, row.reused, row.size);
@@ -330,6 +410,8 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
                 p.merge(tally);
             }
         }
+        let model_tally = cut_tallies.get("model").copied().unwrap_or_default();
+        awaiting_labels.push((test.at, model_tally.figures().false_delete_rate));
         reports.push(CutReport {
             at: test.at,
             objects: test.rows.len() as u64,
@@ -341,8 +423,10 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
             model_threshold_recent,
             model_threshold_periodic,
             recency_calibrated_days: recency_min_idle.map(|d| d / DAY as f64),
+            working_target,
             methods: cut_tallies.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),
             methods_recent: cut_recent.iter().map(|(m, t)| (m.clone(), t.figures())).collect(),
+            model_false_deletes: most_confident(false_deletes),
         });
     }
     if reports.is_empty() {
@@ -370,10 +454,10 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
         feature_schema_version: schema.version,
         feature_schema_hash: schema.hash,
         model_kind,
-        log_start: trace.log_start,
-        log_end: trace.log_end,
-        objects: trace.objects.len() as u64,
-        reads: trace.events.len() as u64,
+        log_start: trace.log_start(),
+        log_end: trace.log_end(),
+        objects: trace.objects(),
+        reads: trace.reads(),
         skipped_cuts: skipped,
         gap_closed: gap_of(&pooled_f),
         gap_closed_recent: gap_of(&pooled_recent_f),
@@ -385,4 +469,43 @@ pub fn evaluate(trace: &Trace, config: &EvalConfig) -> Result<EvalReport, EvalEr
         cuts: reports,
         curves,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_working_target_tightens_after_an_exceedance_and_relaxes_back_to_the_target() {
+        let target = 0.01;
+        let tight = adaptive_step(target, target, 0.05, 0.09);
+        assert!((tight - 0.006).abs() < 1e-12, "{tight}");
+        // Cuts under the target relax it again, never beyond the target.
+        let relaxed = adaptive_step(tight, target, 0.05, 0.0);
+        assert!(relaxed > tight && relaxed <= target);
+        assert_eq!(adaptive_step(target, target, 0.05, 0.0), target);
+        // A disastrous cut cannot drive it below a tenth of the target.
+        assert_eq!(adaptive_step(target, target, 1.0, 1.0), target / 10.0);
+        // gamma = 0: fixed.
+        assert_eq!(adaptive_step(target, target, 0.0, 0.5), target);
+    }
+
+    #[test]
+    fn false_deletes_are_listed_most_confident_first_and_capped() {
+        let fd = |key: &str, p: f64| FalseDelete {
+            tenant: String::new(),
+            key: key.into(),
+            cohort: None,
+            probability: p,
+            idle_days: 1.0,
+            segment: "settled".into(),
+        };
+        let all: Vec<FalseDelete> = (0..30)
+            .map(|i| fd(&format!("k{i:02}"), 0.5 - f64::from(i) / 100.0))
+            .collect();
+        let kept = most_confident(all);
+        assert_eq!(kept.len(), FALSE_DELETE_SAMPLES);
+        assert_eq!(kept[0].key, "k29");
+        assert!(kept.windows(2).all(|w| w[0].probability <= w[1].probability));
+    }
 }

@@ -2,10 +2,11 @@
 
 use reprieve_core::UnixSeconds;
 use reprieve_model::ModelArtifact;
-use reprieve_model::dataset::{Cut, Trace, build_cut, cut_times};
+use reprieve_model::dataset::{Cut, cut_times};
 use reprieve_model::train::{ExtraRows, TrainConfig, train};
 
 use crate::error::EvalError;
+use crate::replay::Replay;
 
 /// How to cut a trace for training.
 #[derive(Debug, Clone)]
@@ -23,11 +24,11 @@ pub struct TrainPlan {
 
 impl TrainPlan {
     /// The cut times for `trace`, checked against its log span.
-    pub fn cut_times(&self, trace: &Trace) -> Result<Vec<UnixSeconds>, EvalError> {
+    pub fn cut_times<R: Replay + ?Sized>(&self, trace: &R) -> Result<Vec<UnixSeconds>, EvalError> {
         let cuts = if self.cuts.is_empty() {
             cut_times(
-                trace.log_start + self.step_secs,
-                trace.log_end,
+                trace.log_start() + self.step_secs,
+                trace.log_end(),
                 self.step_secs,
                 self.horizon_secs,
             )
@@ -37,11 +38,12 @@ impl TrainPlan {
             c.dedup();
             if let Some(bad) = c
                 .iter()
-                .find(|&&t| t <= trace.log_start || t + self.horizon_secs > trace.log_end)
+                .find(|&&t| t <= trace.log_start() || t + self.horizon_secs > trace.log_end())
             {
                 return Err(EvalError::Plan(format!(
                     "cut {bad} is outside the log ({}..{}) or its label window [T, T+H) does not close in it",
-                    trace.log_start, trace.log_end
+                    trace.log_start(),
+                    trace.log_end()
                 )));
             }
             c
@@ -51,7 +53,7 @@ impl TrainPlan {
                 "need at least 2 cuts whose label windows close inside the log (got {}): the log spans {}s; use a \
                  shorter --horizon or --step",
                 cuts.len(),
-                trace.log_end - trace.log_start
+                trace.log_end() - trace.log_start()
             )));
         }
         Ok(cuts)
@@ -60,8 +62,8 @@ impl TrainPlan {
 
 /// Builds the cuts and trains: the last `calibration_cuts` calibrate (the thresholds must hold on each), the rest
 /// train; a log with too few cuts for that is an error.
-pub fn train_on_trace(
-    trace: &Trace,
+pub fn train_on_trace<R: Replay + ?Sized>(
+    trace: &R,
     plan: &TrainPlan,
     extra: &ExtraRows,
 ) -> Result<(ModelArtifact, Vec<Cut>), EvalError> {
@@ -77,7 +79,7 @@ pub fn train_on_trace(
     let mut config = plan.config.clone();
     config.min_calibration_cuts = k;
     let started = std::time::Instant::now();
-    let cuts: Vec<Cut> = times.iter().map(|&t| build_cut(trace, t, plan.horizon_secs)).collect();
+    let cuts: Vec<Cut> = times.iter().map(|&t| trace.cut(t, plan.horizon_secs)).collect();
     tracing::info!(
         cuts = cuts.len(),
         seconds = started.elapsed().as_secs_f64(),

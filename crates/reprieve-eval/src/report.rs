@@ -79,7 +79,9 @@ pub fn render_markdown(r: &EvalReport) -> String {
         "Trace {} to {}: {} objects, {} reads. Horizon {}, cuts every {}, {} tested, {} skipped (too few closed cuts \
          before them). Target false-delete rate {} for delete candidates; thresholds of the model and of \
          `recency_calibrated` are chosen on the {} latest closed cuts before each test cut (the bound must hold \
-         pooled and the rate on each of them). Feature schema `{}` ({}), model `{}`.\n",
+         pooled and the rate on each of them). The model's working target moves after each closed test cut by {} x \
+         (target - realized rate), never above the target (adaptive conformal step; 0 = fixed), and it never flags \
+         an object the policy keeps as too new. Feature schema `{}` ({}), model `{}`.\n",
         format_rfc3339(r.log_start),
         format_rfc3339(r.log_end),
         r.objects,
@@ -90,6 +92,7 @@ pub fn render_markdown(r: &EvalReport) -> String {
         r.skipped_cuts.len(),
         pct(c.target),
         c.calibration_cuts,
+        c.adaptive_gamma,
         r.feature_schema_version,
         r.feature_schema_hash,
         r.model_kind
@@ -120,7 +123,7 @@ pub fn render_markdown(r: &EvalReport) -> String {
     let _ = writeln!(out, "\n## Per cut\n");
     let _ = writeln!(
         out,
-        "| cut | objects | model threshold (idle / recent) | model flagged | model rate | recent flagged | recent rate | recency D (days) | recency flagged | recency rate | oracle flagged |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| cut | objects | working target | model threshold (idle / recent) | model flagged | model rate | recent flagged | recent rate | recency D (days) | recency flagged | recency rate | oracle flagged |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for cut in &r.cuts {
         let m = &cut.methods["model"];
@@ -128,9 +131,10 @@ pub fn render_markdown(r: &EvalReport) -> String {
         let rc = &cut.methods["recency_calibrated"];
         let _ = writeln!(
             out,
-            "| {} | {} | {:.4} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.4} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             format_rfc3339(cut.at),
             cut.objects,
+            pct(cut.working_target),
             cut.model_threshold,
             cut.model_threshold_recent.map_or("-".into(), |t| format!("{t:.4}")),
             m.flagged,
@@ -160,6 +164,34 @@ pub fn render_markdown(r: &EvalReport) -> String {
                 cell("model"),
                 cell("recency_calibrated"),
                 cell("recency_30d")
+            );
+        }
+    }
+    let false_deletes: Vec<_> = r
+        .cuts
+        .iter()
+        .flat_map(|c| c.model_false_deletes.iter().map(move |f| (c.at, f)))
+        .collect();
+    if !false_deletes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## The model's false deletes (most confident first, at most {} per cut)\n",
+            crate::evaluate::FALSE_DELETE_SAMPLES
+        );
+        let _ = writeln!(
+            out,
+            "| cut | key | cohort | P(reuse) | idle days | segment |\n|---|---|---|---:|---:|---|"
+        );
+        for (at, f) in false_deletes {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {:.4} | {:.1} | {} |",
+                at,
+                f.key,
+                f.cohort.as_deref().unwrap_or("-"),
+                f.probability,
+                f.idle_days,
+                f.segment
             );
         }
     }

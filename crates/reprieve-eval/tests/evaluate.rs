@@ -39,9 +39,16 @@ fn writes_every_method_pooled_and_per_cut() {
         target: 0.05,
         calibration_cuts: 2,
         train: TrainConfig::default(),
+        adaptive_gamma: 0.0,
     };
     let report = evaluate(&trace, &config).expect("evaluates");
     assert!(!report.cuts.is_empty());
+    for cut in &report.cuts {
+        // Fixed target (adaptive step 0); the listed false deletes are the model's, at most the cap.
+        assert_eq!(cut.working_target, config.target);
+        assert!(cut.model_false_deletes.len() as u64 <= cut.methods["model"].false_deletes);
+        assert!(cut.model_false_deletes.len() <= reprieve_eval::evaluate::FALSE_DELETE_SAMPLES);
+    }
     for method in reprieve_eval::evaluate::METHODS {
         let f = report.pooled.get(method).unwrap_or_else(|| panic!("{method} pooled"));
         assert!(report.pooled_recent.contains_key(method));

@@ -12,6 +12,8 @@
 //! - [`cron`]: CronJob schedules and their next runs.
 //! - [`registry`]: identity, tag-to-digest resolution over time, index children, live references, records.
 //! - [`score`]: `reprieve score --registry-events/--ecr-images/--k8s` through the shared batch scorer.
+//! - [`replay`]: registry events as a trace for `reprieve evaluate`/`train`: labelled cuts without look-ahead.
+//! - [`synth`]: a seeded synthetic registry history in the notification format.
 //!
 //! ```no_run
 //! use reprieve_images::score::{ImageJob, run_image_score};
@@ -31,7 +33,9 @@ pub mod events;
 pub mod kube;
 pub mod reference;
 pub mod registry;
+pub mod replay;
 pub mod score;
+pub mod synth;
 
 pub use error::ImageError;
 pub use registry::{Built, ImageObject, LiveRef, Registry};

@@ -80,6 +80,9 @@ pub struct CutRow {
     pub features: FeatureVector,
     /// Seconds since the last read before the cut (or since the object was first seen).
     pub idle_secs: i64,
+    /// Seconds since the object was born as the policy sees it: created, else its first read, else the start of the
+    /// log. The policy retains objects younger than its minimum age whatever the model says.
+    pub age_secs: i64,
     pub size: u64,
     /// Read again in `[T, T + H)`.
     pub reused: bool,
@@ -136,6 +139,13 @@ pub fn snapshot(trace: &Trace, at: UnixSeconds) -> Vec<Option<(ObjectRecord, His
         .collect()
 }
 
+/// The object's age at `stats.at` as the policy judges it (`reprieve_core::policy`): since creation, else since
+/// its first read, else since the start of coverage; 0 when none is known (the policy then finds it too new).
+pub fn policy_age_secs(record: &ObjectRecord, stats: &HistoryStats) -> i64 {
+    let born = record.created.or(stats.first).or(record.history.complete_since);
+    born.map_or(0, |b| stats.at.saturating_sub(b).max(0))
+}
+
 /// Builds the labelled rows of the cut at `at` with horizon `horizon_secs`.
 pub fn build_cut(trace: &Trace, at: UnixSeconds, horizon_secs: i64) -> Cut {
     let mut reused = vec![false; trace.objects.len()];
@@ -159,6 +169,7 @@ pub fn build_cut(trace: &Trace, at: UnixSeconds, horizon_secs: i64) -> Cut {
                 recent: features.recently_read(),
                 features,
                 idle_secs: at - since,
+                age_secs: policy_age_secs(&record, &stats),
                 size: record.size.unwrap_or(0),
                 reused: reused[i],
             })
@@ -199,6 +210,8 @@ mod tests {
         let x = cut.rows.iter().find(|r| r.object == 0).expect("x");
         assert!(x.reused);
         assert_eq!(x.idle_secs, 5 * DAY);
+        // No creation time: born at its first read, as the policy judges it.
+        assert_eq!(x.age_secs, 5 * DAY);
         let y = cut.rows.iter().find(|r| r.object == 1).expect("y");
         assert!(!y.reused);
 

@@ -63,6 +63,9 @@ pub struct TrainConfig {
     /// Fewest calibration cuts on which thresholds are chosen at all: with fewer, the model lets nothing go (its
     /// thresholds are [`Thresholds::NEVER_LET_GO`]), since a bound shown on one or two cuts did not survive drift.
     pub min_calibration_cuts: usize,
+    /// The policy's minimum age (`reprieve_core::PolicyConfig::min_age_secs`): younger objects are retained whatever
+    /// the model says, so they are not threshold candidates and the bound is shown on the objects the model decides.
+    pub min_age_secs: i64,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +83,7 @@ impl Default for TrainConfig {
             min_calibration_cuts: 3,
             kind: ModelKind::default(),
             tree: crate::tree::TreeConfig::default(),
+            min_age_secs: reprieve_core::PolicyConfig::default().min_age_secs,
         }
     }
 }
@@ -267,6 +271,11 @@ pub fn train(
         .iter()
         .map(|c| c.rows.iter().map(|r| (r.features.clone(), r.reused)).collect())
         .collect();
+    // Objects the policy retains as too new are never the model's to let go: not threshold candidates.
+    let too_new: Vec<Vec<bool>> = calibration
+        .iter()
+        .map(|c| c.rows.iter().map(|r| r.age_secs < config.min_age_secs).collect())
+        .collect();
     if config.prefix_dropout > 0.0 {
         let without: Vec<Vec<(FeatureVector, bool)>> = calibration
             .iter()
@@ -291,13 +300,16 @@ pub fn train(
     let groups: Vec<Vec<SegmentScored>> = variants
         .iter()
         .zip(&logits)
-        .map(|(g, l)| {
+        .zip(too_new.iter().cycle())
+        .map(|((g, l), young)| {
             g.iter()
                 .zip(l)
-                .map(|((f, reused), &z)| SegmentScored {
+                .zip(young)
+                .map(|(((f, reused), &z), &young)| SegmentScored {
                     scored: Scored {
-                        // Out of the training domain the score is an extrapolation: never flagged, so not a candidate.
-                        score: if uncalibrated.in_domain(f) {
+                        // Out of the training domain the score is an extrapolation, and a too-new object is the
+                        // policy's: neither is ever flagged, so neither is a candidate.
+                        score: if uncalibrated.in_domain(f) && !young {
                             crate::calibration::sigmoid(artifact.calibration.logit(z))
                         } else {
                             f64::INFINITY
@@ -354,8 +366,12 @@ pub fn train(
         .iter()
         .flat_map(|c| c.rows.iter().map(|r| r.reused))
         .collect();
-    let in_domain_share = as_is.iter().flatten().filter(|s| s.scored.score.is_finite()).count() as f64
-        / probabilities.len().max(1) as f64;
+    let in_domain = calibration
+        .iter()
+        .flat_map(|c| &c.rows)
+        .filter(|r| uncalibrated.in_domain(&r.features))
+        .count();
+    let in_domain_share = in_domain as f64 / probabilities.len().max(1) as f64;
     let mut m = BTreeMap::new();
     if let Some(auc) = metrics::roc_auc(&probabilities, &flat_reused) {
         m.insert("calibration_auc".to_string(), auc);
