@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use polars::prelude::{ChunkCast, ChunkFullNull, DataFrame, DataType, PolarsResult, SerReader, StringChunked};
+
 use reprieve_core::AccessEvent;
 use reprieve_core::time::parse_time;
 
@@ -18,13 +20,16 @@ use crate::error::{LineError, ReadError};
 /// Whether a canonical `op` names a write or delete rather than a read (`PUT`, `POST`, `DELETE`, `PATCH`,
 /// `REST.PUT.*`, `REST.POST.*`, `REST.DELETE.*`, `push`, `write`, `upload`, `delete`; case-insensitive).
 pub fn is_write_op(op: &str) -> bool {
-    let u = op.trim().to_ascii_uppercase();
-    matches!(
-        u.as_str(),
-        "PUT" | "POST" | "DELETE" | "PATCH" | "PUSH" | "WRITE" | "UPLOAD"
-    ) || u.starts_with("REST.PUT.")
-        || u.starts_with("REST.POST.")
-        || u.starts_with("REST.DELETE.")
+    // Compared in place (ASCII case-insensitively, as the uppercased text would be): this runs once per event.
+    let op = op.trim();
+    const WRITES: [&str; 7] = ["PUT", "POST", "DELETE", "PATCH", "PUSH", "WRITE", "UPLOAD"];
+    const WRITE_PREFIXES: [&str; 3] = ["REST.PUT.", "REST.POST.", "REST.DELETE."];
+    WRITES.iter().any(|w| op.eq_ignore_ascii_case(w))
+        || WRITE_PREFIXES.iter().any(|p| {
+            op.as_bytes()
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+        })
 }
 
 /// Column positions from the header row.
@@ -176,6 +181,170 @@ pub(crate) fn for_each_parquet_row(
         }
         Ok(())
     })
+}
+
+/// One row of a canonical events batch as the batch scorer sees it: key and tenant borrowed from the decoded
+/// columns (no allocation per row), size and op only checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Row<'a> {
+    /// A counted read. `tenant` is the default tenant when the row names none.
+    Read { ts: i64, tenant: &'a str, key: &'a str },
+    /// A valid row that is not a read (a write or delete `op`).
+    Ignored,
+    /// The reason, exactly as [`for_each_parquet_row`] gives it.
+    Malformed(String),
+}
+
+/// The columns of a canonical events Parquet file that the batch scorer needs.
+#[derive(Debug, Clone)]
+pub(crate) struct EventColumns {
+    ts: String,
+    key: String,
+    tenant: Option<String>,
+    op: Option<String>,
+    /// Only when its values can be malformed: an unsigned integer column never is, so it is not read at all.
+    size: Option<String>,
+}
+
+impl EventColumns {
+    pub(crate) fn of(path: &Path) -> Result<Self, ReadError> {
+        let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
+        let schema = polars::prelude::ParquetReader::new(file)
+            .schema()
+            .map_err(|e| ReadError::parquet(path, e))?;
+        let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        let find = |n: &str| find_column(&names, &[n]).map(str::to_owned);
+        let ts = find("ts").ok_or_else(|| ReadError::format(path, "parquet events lack a ts column"))?;
+        let key = find("key").ok_or_else(|| ReadError::format(path, "parquet events lack a key column"))?;
+        let size = find("size").filter(|name| {
+            schema
+                .get(name.as_str())
+                .is_none_or(|f| !polars::prelude::DataType::from_arrow_field(f).is_unsigned_integer())
+        });
+        Ok(Self {
+            ts,
+            key,
+            tenant: find("tenant"),
+            op: find("op"),
+            size,
+        })
+    }
+
+    /// The columns to read, each once.
+    pub(crate) fn wanted(&self) -> Vec<String> {
+        let mut wanted: Vec<String> = Vec::with_capacity(5);
+        for name in [
+            Some(&self.ts),
+            Some(&self.key),
+            self.size.as_ref(),
+            self.tenant.as_ref(),
+            self.op.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !wanted.contains(name) {
+                wanted.push(name.clone());
+            }
+        }
+        wanted
+    }
+}
+
+/// A text column of a batch, all null when the file lacks it.
+fn str_column(df: &DataFrame, name: Option<&str>) -> PolarsResult<StringChunked> {
+    match text_values(df, name)? {
+        Values::Str(ca) => Ok(ca),
+        Values::Int(ca) => Ok(ca.cast(&DataType::String)?.str()?.clone()),
+        Values::Missing => Ok(StringChunked::full_null("".into(), df.height())),
+    }
+}
+
+/// Rows handed to [`for_each_row`]'s callback at a time.
+pub(crate) const ROW_BLOCK: usize = 64;
+
+/// Calls `f` with every row of a batch of a canonical events Parquet file (read with
+/// [`EventColumns::wanted`]), in order and in blocks of at most [`ROW_BLOCK`] rows (so that the caller can look
+/// up many keys at once), each classified exactly as [`for_each_parquet_row`] classifies it.
+pub(crate) fn for_each_row(
+    df: &DataFrame,
+    columns: &EventColumns,
+    default_tenant: &str,
+    mut f: impl FnMut(&[Row<'_>]),
+) -> PolarsResult<()> {
+    let ts = time_values(df, Some(&columns.ts))?;
+    let key = str_column(df, Some(&columns.key))?;
+    let size = str_column(df, columns.size.as_deref())?;
+    let tenant = str_column(df, columns.tenant.as_deref())?;
+    let op = str_column(df, columns.op.as_deref())?;
+    let text = match &ts {
+        Values::Int(_) => None,
+        Values::Str(ca) => Some(ca.clone()),
+        Values::Missing => Some(StringChunked::full_null("".into(), df.height())),
+    };
+    let rest = key.iter().zip(size.iter()).zip(tenant.iter()).zip(op.iter());
+    let mut block: Vec<Row<'_>> = Vec::with_capacity(ROW_BLOCK);
+    let mut emit = |row, block: &mut Vec<_>| {
+        block.push(row);
+        if block.len() == ROW_BLOCK {
+            f(block);
+            block.clear();
+        }
+    };
+    match (&ts, &text) {
+        (Values::Int(ca), _) => {
+            for (t, (((k, s), te), o)) in ca.iter().zip(rest) {
+                let row = match t {
+                    Some(t) => classify_row(t, k, s, te, o, default_tenant),
+                    None => Row::Malformed("null ts".to_owned()),
+                };
+                emit(row, &mut block);
+            }
+        }
+        (_, Some(text)) => {
+            for (t, (((k, s), te), o)) in text.iter().zip(rest) {
+                let t = t.unwrap_or_default();
+                let row = match parse_time(t) {
+                    Ok(t) => classify_row(t, k, s, te, o, default_tenant),
+                    Err(_) => Row::Malformed(format!("bad ts {t:?}")),
+                };
+                emit(row, &mut block);
+            }
+        }
+        (_, None) => {}
+    }
+    if !block.is_empty() {
+        f(&block);
+    }
+    Ok(())
+}
+
+/// [`event_from_parts`] without the allocations: the same checks in the same order.
+fn classify_row<'a>(
+    ts: i64,
+    key: Option<&'a str>,
+    size: Option<&str>,
+    tenant: Option<&'a str>,
+    op: Option<&str>,
+    default_tenant: &'a str,
+) -> Row<'a> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Row::Malformed("empty key".to_owned());
+    };
+    if let Some(s) = size.map(str::trim)
+        && !s.is_empty()
+        && parse_u64(s).is_none()
+    {
+        return Row::Malformed(format!("bad size {s:?}"));
+    }
+    if op.is_some_and(|o| !o.is_empty() && is_write_op(o)) {
+        return Row::Ignored;
+    }
+    let tenant = match tenant {
+        Some(t) if !t.is_empty() => t,
+        _ => default_tenant,
+    };
+    Row::Read { ts, tenant, key }
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
-//! Batched Parquet reading shared by the events and inventory readers: only the wanted columns, a bounded
-//! number of rows at a time (`BATCH_ROWS`), so memory stays flat whatever the file size.
+//! Batched Parquet reading shared by the events and inventory readers: only the wanted columns, one row group
+//! (or a bounded slice of a very large one) at a time, so memory stays flat whatever the file size and every row
+//! group is decoded exactly once. [`for_each_batch`] decodes the next batch on a helper thread while the caller
+//! processes the current one; [`BatchPlan`] lets several threads decode batches of one file in parallel.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use reprieve_core::time::DAY;
 
 use crate::error::ReadError;
 
-/// Rows per batch.
-pub(crate) const BATCH_ROWS: usize = 65_536;
+/// Most rows per batch: a row group larger than this is read in slices of at most this many rows.
+pub(crate) const BATCH_ROWS: usize = 1 << 20;
 
 /// The column names of a Parquet file.
 pub(crate) fn column_names(path: &Path) -> Result<Vec<String>, ReadError> {
@@ -21,30 +23,91 @@ pub(crate) fn column_names(path: &Path) -> Result<Vec<String>, ReadError> {
     Ok(schema.iter_names().map(|n| n.to_string()).collect())
 }
 
-/// Calls `f` with each batch of at most [`BATCH_ROWS`] rows of `columns`, in order.
+/// The batches of one Parquet file: row ranges aligned with its row groups (so that no row group is decoded
+/// twice), with the footer parsed once.
+pub(crate) struct BatchPlan {
+    path: PathBuf,
+    columns: Vec<String>,
+    metadata: FileMetadataRef,
+    /// `(first row, rows)` of each batch, in file order.
+    pub(crate) batches: Vec<(usize, usize)>,
+}
+
+impl BatchPlan {
+    pub(crate) fn new(path: &Path, columns: &[String]) -> Result<Self, ReadError> {
+        let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+        let mut reader = ParquetReader::new(file);
+        let metadata = reader.get_metadata().map_err(|e| ReadError::parquet(path, e))?.clone();
+        let mut batches = Vec::new();
+        let mut offset = 0usize;
+        for group in &metadata.row_groups {
+            let rows = group.num_rows();
+            let mut done = 0;
+            while done < rows {
+                let take = (rows - done).min(BATCH_ROWS);
+                batches.push((offset + done, take));
+                done += take;
+            }
+            offset += rows;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns: columns.to_vec(),
+            metadata,
+            batches,
+        })
+    }
+
+    /// Decodes batch `i` (on the calling thread).
+    pub(crate) fn read(&self, i: usize) -> Result<DataFrame, ReadError> {
+        let path = self.path.as_path();
+        let (offset, rows) = self.batches[i];
+        let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+        let mut reader = ParquetReader::new(file)
+            .with_columns(Some(self.columns.clone()))
+            .with_slice(Some((offset, rows)))
+            .read_parallel(ParallelStrategy::None);
+        reader.set_metadata(self.metadata.clone());
+        reader.finish().map_err(|e| ReadError::parquet(path, e))
+    }
+}
+
+/// Calls `f` with each batch of `columns`, in file order. The next batch is decoded on a helper thread while `f`
+/// runs.
 pub(crate) fn for_each_batch(
     path: &Path,
     columns: &[String],
     mut f: impl FnMut(&DataFrame) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {
-    let open = || File::open(path).map_err(|e| ReadError::io(path, e));
-    let rows = ParquetReader::new(open()?)
-        .num_rows()
-        .map_err(|e| ReadError::parquet(path, e))?;
-    let mut offset = 0;
-    while offset < rows {
-        let df = ParquetReader::new(open()?)
-            .with_columns(Some(columns.to_vec()))
-            .with_slice(Some((offset, BATCH_ROWS)))
-            .finish()
-            .map_err(|e| ReadError::parquet(path, e))?;
-        if df.height() == 0 {
-            break;
+    let plan = BatchPlan::new(path, columns)?;
+    if plan.batches.len() <= 1 {
+        for i in 0..plan.batches.len() {
+            f(&plan.read(i)?)?;
         }
-        offset += df.height();
-        f(&df)?;
+        return Ok(());
     }
-    Ok(())
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DataFrame, ReadError>>(1);
+        let plan = &plan;
+        s.spawn(move || {
+            for i in 0..plan.batches.len() {
+                let batch = plan.read(i);
+                let failed = batch.is_err();
+                // The receiver is gone when `f` failed: stop decoding.
+                if tx.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for batch in rx {
+            let df = batch?;
+            if df.height() == 0 {
+                continue;
+            }
+            f(&df)?;
+        }
+        Ok(())
+    })
 }
 
 /// One column's values, normalised for row-wise access.

@@ -4,17 +4,34 @@
 //! Memory is bounded by the inventory's object count: events are folded into the stats as they stream by and
 //! never stored. Reads for keys that are not in the inventory are only counted (with a bounded per-key tally for
 //! the report's top list).
+//!
+//! Per object the table keeps only compact facts ([`Facts`]; the key in the [`KeyIndex`] arena, owners and
+//! content types interned) and, once it is read, its [`HistoryStats`]; the full [`ObjectRecord`] is built only
+//! when the object is scored ([`Aggregated::object`]). Parquet event logs are read by several threads at once
+//! (row groups handed out in turn, stats updated under per-stripe locks); the per-batch results are merged in file
+//! order, so every number, including which unknown keys make the capped tally, is the same for any thread count.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use reprieve_core::hash::shard_of;
 use reprieve_core::prefix::{PrefixAccumulator, parent_prefix, top_prefix};
-use reprieve_core::{AccessEvent, AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PrefixActivity, UnixSeconds};
+use reprieve_core::{
+    AccessEvent, AccessHistory, AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PrefixActivity, StorageClass,
+    UnixSeconds,
+};
 use serde::{Deserialize, Serialize};
 
+use super::index::{KeyIndex, hash_key};
 use super::progress::Progress;
 use super::{BatchError, ScoreJob};
-use crate::formats::{ReadReport, for_each_event};
+use crate::error::ReadError;
+use crate::formats::canonical::{EventColumns, ROW_BLOCK, Row, for_each_row};
+use crate::formats::parquet::BatchPlan;
+use crate::formats::{
+    LogFormat, MAX_REPORTED_MALFORMED, ReadOptions, ReadReport, SourceFormat, detect_format, for_each_event,
+};
 use crate::inventory::for_each_inventory_row;
 
 /// Most distinct (tenant, key) pairs not in the inventory that are tallied one by one; beyond it further new
@@ -80,44 +97,313 @@ pub struct Prepared {
     pub unknown: UnknownReads,
 }
 
-/// The inventory as a lookup table: (tenant, key) -> object index, plus per-object stats and prefix ids.
+/// Most objects an inventory may hold (object indices are `u32`).
+const MAX_OBJECTS: u32 = u32::MAX;
+
+const NONE: u32 = u32::MAX;
+
+/// Interned strings (tenants, owners, content types): id -> string and back.
 #[derive(Debug, Default)]
-struct Table {
-    tenant_ids: HashMap<String, u32>,
-    /// Per tenant id: key -> object index.
-    keys: Vec<HashMap<Box<str>, u32>>,
-    stats: Vec<HistoryStats>,
-    /// Per object: (parent prefix id, top prefix id).
-    prefixes: Vec<(u32, u32)>,
-    parent_ids: HashMap<(u32, String), u32>,
-    top_ids: HashMap<(u32, String), u32>,
-    /// Per object: index into `records` when the object is in the shard.
-    slot: Vec<u32>,
-    records: Vec<ObjectRecord>,
+struct Strings {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
 }
 
-const NOT_IN_SHARD: u32 = u32::MAX;
-
-impl Table {
-    fn intern(map: &mut HashMap<(u32, String), u32>, tenant: u32, prefix: String) -> u32 {
-        let next = map.len() as u32;
-        *map.entry((tenant, prefix)).or_insert(next)
+impl Strings {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_owned());
+        self.ids.insert(s.to_owned(), id);
+        id
     }
 
+    fn intern_opt(&mut self, s: Option<&str>) -> u32 {
+        s.map_or(NONE, |s| self.intern(s))
+    }
+
+    fn get(&self, s: &str) -> Option<u32> {
+        if self.names.len() <= 8 {
+            return self.names.iter().position(|n| n == s).map(|i| i as u32);
+        }
+        self.ids.get(s).copied()
+    }
+
+    fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(String::as_str)
+    }
+}
+
+const HAS_SIZE: u8 = 1;
+const HAS_CREATED: u8 = 2;
+const HAS_MODIFIED: u8 = 4;
+const HAS_RETAIN_UNTIL: u8 = 8;
+const LEGAL_HOLD: u8 = 16;
+const IN_SHARD: u8 = 32;
+
+/// What the inventory says of one object besides its (tenant, key): every field of its [`ObjectRecord`] but the
+/// history and prefix activity, in 64 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    size: u64,
+    created: i64,
+    modified: i64,
+    retain_until: i64,
+    owner: u32,
+    content_type: u32,
+    live_references: u32,
+    /// Parent and top-level prefix ids (per tenant).
+    parent: u32,
+    top: u32,
+    storage_class: StorageClass,
+    flags: u8,
+}
+
+impl Facts {
+    fn opt<T: Copy>(&self, flag: u8, v: T) -> Option<T> {
+        (self.flags & flag != 0).then_some(v)
+    }
+}
+
+/// Objects' stats are split into this many stripes (object `i` in stripe `i % STRIPES`), each behind its own
+/// lock, so that event threads rarely wait for each other.
+const STRIPES: usize = 64;
+
+/// One stripe of per-object stats: only objects that were read have a [`HistoryStats`].
+#[derive(Debug, Default)]
+struct Stripe {
+    /// Per object of the stripe (`i / STRIPES`): index into `stats`, or [`NONE`].
+    slots: Vec<u32>,
+    stats: Vec<HistoryStats>,
+}
+
+impl Stripe {
+    fn get(&self, local: usize) -> Option<&HistoryStats> {
+        match self.slots[local] {
+            NONE => None,
+            s => Some(&self.stats[s as usize]),
+        }
+    }
+}
+
+/// Reads waiting to be folded into their objects' stats, grouped by stripe (so that each stripe is locked once
+/// per flush).
+struct Updates {
+    by_stripe: Vec<Vec<(u32, i64)>>,
+    pending: usize,
+}
+
+const FLUSH_EVERY: usize = 1 << 16;
+
+impl Updates {
+    fn new() -> Self {
+        Self {
+            by_stripe: (0..STRIPES).map(|_| Vec::new()).collect(),
+            pending: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, object: u32, ts: i64, stripes: &[Mutex<Stripe>], at: UnixSeconds) {
+        let o = object as usize;
+        self.by_stripe[o % STRIPES].push(((o / STRIPES) as u32, ts));
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY {
+            self.flush(stripes, at);
+        }
+    }
+
+    fn flush(&mut self, stripes: &[Mutex<Stripe>], at: UnixSeconds) {
+        for (stripe, updates) in stripes.iter().zip(&mut self.by_stripe) {
+            if updates.is_empty() {
+                continue;
+            }
+            let mut stripe = stripe.lock().unwrap_or_else(PoisonError::into_inner);
+            let Stripe { slots, stats } = &mut *stripe;
+            for &(local, ts) in updates.iter() {
+                let slot = &mut slots[local as usize];
+                if *slot == NONE {
+                    *slot = stats.len() as u32;
+                    stats.push(HistoryStats::new(at));
+                }
+                stats[*slot as usize].observe(ts);
+            }
+            updates.clear();
+        }
+        self.pending = 0;
+    }
+}
+
+/// Counts of (tenant, key) pairs in order of first appearance; the pair is encoded as one string
+/// (`<tenant length>:<tenant><key>`) so that a repeated key is counted without allocating.
+#[derive(Debug, Default)]
+struct FirstSeen {
+    ids: HashMap<Box<str>, usize>,
+    counts: Vec<(Box<str>, u64)>,
+    buf: String,
+}
+
+fn encode_pair(buf: &mut String, tenant: &str, key: &str) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{}:", tenant.len());
+    buf.push_str(tenant);
+    buf.push_str(key);
+}
+
+fn decode_pair(encoded: &str) -> (String, String) {
+    let (len, rest) = encoded.split_once(':').unwrap_or(("0", encoded));
+    let len: usize = len.parse().unwrap_or(0);
+    let (tenant, key) = rest.split_at(len.min(rest.len()));
+    (tenant.to_owned(), key.to_owned())
+}
+
+impl FirstSeen {
+    fn add(&mut self, tenant: &str, key: &str) {
+        encode_pair(&mut self.buf, tenant, key);
+        if let Some(&i) = self.ids.get(self.buf.as_str()) {
+            self.counts[i].1 += 1;
+        } else {
+            let id: Box<str> = self.buf.as_str().into();
+            self.ids.insert(id.clone(), self.counts.len());
+            self.counts.push((id, 1));
+        }
+    }
+}
+
+/// The run-wide tally of reads for keys not in the inventory (see [`UnknownReads`]).
+#[derive(Debug, Default)]
+struct UnknownTally {
+    reads: u64,
+    keys: HashMap<Box<str>, u64>,
+    distinct_keys: u64,
+    capped: bool,
+}
+
+impl UnknownTally {
+    /// Adds the reads of one batch, whose keys are in order of first appearance: a key joins the tally when it is
+    /// first seen while the tally has room, exactly as if every read had been added one by one.
+    fn merge(&mut self, reads: u64, seen: FirstSeen) {
+        self.reads += reads;
+        for (key, n) in seen.counts {
+            if let Some(count) = self.keys.get_mut(&key) {
+                *count += n;
+            } else if self.keys.len() < UNKNOWN_KEYS_CAP {
+                self.keys.insert(key, n);
+                self.distinct_keys += 1;
+            } else {
+                self.capped = true;
+            }
+        }
+    }
+
+    fn finish(self) -> UnknownReads {
+        let mut top: Vec<KeyReads> = self
+            .keys
+            .into_iter()
+            .map(|(pair, reads)| {
+                let (tenant, key) = decode_pair(&pair);
+                KeyReads { tenant, key, reads }
+            })
+            .collect();
+        top.sort_unstable_by(|a, b| {
+            b.reads
+                .cmp(&a.reads)
+                .then_with(|| a.tenant.cmp(&b.tenant))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        top.truncate(UNKNOWN_TOP);
+        UnknownReads {
+            reads: self.reads,
+            distinct_keys: self.distinct_keys,
+            distinct_keys_capped: self.capped,
+            top,
+        }
+    }
+}
+
+/// What one batch of events gave besides the stats updates.
+#[derive(Debug, Default)]
+struct Part {
+    earliest: Option<UnixSeconds>,
+    reads_at_or_after: u64,
+    reads_ambiguous_tenant: u64,
+    unknown_reads: u64,
+    unknown: FirstSeen,
+}
+
+/// The run's totals over every log.
+#[derive(Debug, Default)]
+struct Totals {
+    earliest: Option<UnixSeconds>,
+    reads_at_or_after: u64,
+    reads_ambiguous_tenant: u64,
+    unknown: UnknownTally,
+    events: u64,
+}
+
+impl Totals {
+    fn merge(&mut self, part: Part) {
+        self.earliest = match (self.earliest, part.earliest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.reads_at_or_after += part.reads_at_or_after;
+        self.reads_ambiguous_tenant += part.reads_ambiguous_tenant;
+        self.unknown.merge(part.unknown_reads, part.unknown);
+    }
+}
+
+/// The inventory: keys, facts, stats, prefixes.
+#[derive(Debug, Default)]
+struct Table {
+    index: KeyIndex,
+    tenants: Strings,
+    owners: Strings,
+    content_types: Strings,
+    facts: Vec<Facts>,
+    stripes: Vec<Mutex<Stripe>>,
+    /// (tenant id, prefix) as `tenant id (4 bytes LE) + prefix` -> prefix id.
+    parent_ids: HashMap<Box<[u8]>, u32>,
+    top_ids: HashMap<Box<[u8]>, u32>,
+}
+
+fn intern_prefix(map: &mut HashMap<Box<[u8]>, u32>, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
+    buf.clear();
+    buf.extend_from_slice(&tenant.to_le_bytes());
+    buf.extend_from_slice(prefix.as_bytes());
+    if let Some(&id) = map.get(buf.as_slice()) {
+        return id;
+    }
+    let id = map.len() as u32;
+    map.insert(buf.as_slice().into(), id);
+    id
+}
+
+impl Table {
     /// Finds the object an event is about. An event without a tenant (Apache/nginx logs) matches its key in the
     /// default tenant, else in the one inventory tenant holding that key; `Err(())` when several tenants do.
+    #[inline]
     fn lookup(&self, tenant: &str, key: &str) -> Result<Option<u32>, ()> {
-        if let Some(&t) = self.tenant_ids.get(tenant)
-            && let Some(&i) = self.keys[t as usize].get(key)
+        if let Some(t) = self.tenants.get(tenant)
+            && let Some(i) = self.index.find(t, key.as_bytes(), hash_key(key.as_bytes()))
         {
             return Ok(Some(i));
         }
+        self.lookup_tenantless(tenant, key)
+    }
+
+    /// The rest of [`Self::lookup`] once the key is known not to be in the event's own tenant.
+    fn lookup_tenantless(&self, tenant: &str, key: &str) -> Result<Option<u32>, ()> {
         if !tenant.is_empty() {
             return Ok(None);
         }
+        let key_hash = hash_key(key.as_bytes());
         let mut found = None;
-        for map in &self.keys {
-            if let Some(&i) = map.get(key) {
+        for t in 0..self.tenants.names.len() as u32 {
+            if let Some(i) = self.index.find(t, key.as_bytes(), key_hash) {
                 if found.is_some() {
                     return Err(());
                 }
@@ -128,165 +414,573 @@ impl Table {
     }
 }
 
+/// Folds a block of reads `(ts, tenant, key)` into a batch's part and the pending stats updates, exactly as
+/// [`observe`] on each in turn would; the keys are looked up together ([`KeyIndex::find_block`]).
+fn observe_block(
+    table: &Table,
+    job: &ScoreJob,
+    part: &mut Part,
+    updates: &mut Updates,
+    reads: &[(i64, &str, &str)],
+    found: &mut Vec<Option<u32>>,
+) {
+    let at = job.at;
+    let mut queries = [(0u32, &b""[..], 0u64); ROW_BLOCK];
+    let mut query_of = [usize::MAX; ROW_BLOCK];
+    let mut n = 0;
+    for (j, &(ts, tenant, key)) in reads.iter().enumerate().take(ROW_BLOCK) {
+        if ts < at
+            && let Some(t) = table.tenants.get(tenant)
+        {
+            queries[n] = (t, key.as_bytes(), hash_key(key.as_bytes()));
+            query_of[j] = n;
+            n += 1;
+        }
+    }
+    found.clear();
+    table.index.find_block(&queries[..n], found);
+    for (j, &(ts, tenant, key)) in reads.iter().enumerate() {
+        if ts >= at {
+            part.reads_at_or_after += 1;
+            continue;
+        }
+        part.earliest = Some(part.earliest.map_or(ts, |x| x.min(ts)));
+        let object = match query_of.get(j).and_then(|&q| found.get(q)) {
+            Some(&Some(i)) => Ok(Some(i)),
+            _ => table.lookup_tenantless(tenant, key),
+        };
+        record_read(table, job, part, updates, object, tenant, key, ts);
+    }
+}
+
+/// Folds one read, once looked up, into a batch's part and the pending stats updates.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn record_read(
+    table: &Table,
+    job: &ScoreJob,
+    part: &mut Part,
+    updates: &mut Updates,
+    object: Result<Option<u32>, ()>,
+    tenant: &str,
+    key: &str,
+    ts: i64,
+) {
+    match object {
+        Ok(Some(i)) => updates.push(i, ts, &table.stripes, job.at),
+        Err(()) => part.reads_ambiguous_tenant += 1,
+        Ok(None) => {
+            if job.shard.is_none_or(|(i, n)| shard_of(tenant, key, n) == i) {
+                part.unknown_reads += 1;
+                part.unknown.add(tenant, key);
+            }
+        }
+    }
+}
+
+/// Folds one read into a batch's part and the pending stats updates.
+#[inline]
+fn observe(table: &Table, job: &ScoreJob, part: &mut Part, updates: &mut Updates, tenant: &str, key: &str, ts: i64) {
+    let at = job.at;
+    if ts >= at {
+        part.reads_at_or_after += 1;
+        return;
+    }
+    part.earliest = Some(part.earliest.map_or(ts, |x| x.min(ts)));
+    let object = table.lookup(tenant, key);
+    record_read(table, job, part, updates, object, tenant, key, ts);
+}
+
+/// Everything the inventory and the logs gave, compact: the shard's objects are built one at a time by
+/// [`Aggregated::object`], in (tenant, key) order.
+#[derive(Debug)]
+pub(crate) struct Aggregated {
+    table: Table,
+    stripes: Vec<Stripe>,
+    parents: Vec<PrefixActivity>,
+    tops: Vec<PrefixActivity>,
+    /// The shard's object indices sorted by (tenant, key).
+    order: Vec<u32>,
+    empty: HistoryStats,
+    pub(crate) at: UnixSeconds,
+    pub(crate) history_complete_since: Option<UnixSeconds>,
+    pub(crate) inventory_objects: u64,
+    pub(crate) duplicate_rows: u64,
+    pub(crate) inventory_report: ReadReport,
+    pub(crate) log_reports: Vec<ReadReport>,
+    pub(crate) reads_at_or_after: u64,
+    pub(crate) reads_ambiguous_tenant: u64,
+    pub(crate) unknown: UnknownReads,
+}
+
+impl Aggregated {
+    /// Objects of the shard.
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn stats(&self, i: usize) -> &HistoryStats {
+        self.stripes[i % STRIPES].get(i / STRIPES).unwrap_or(&self.empty)
+    }
+
+    /// The `n`-th object of the shard in (tenant, key) order, ready to score.
+    pub(crate) fn object(&self, n: usize) -> PreparedObject {
+        let i = self.order[n] as usize;
+        let f = &self.table.facts[i];
+        let stats = *self.stats(i);
+        let text = |strings: &Strings, id: u32| strings.name(id).map(str::to_owned);
+        let record = ObjectRecord {
+            key: self.table.index.key(i).to_owned(),
+            tenant: text(&self.table.tenants, self.table.index.tenant(i)).unwrap_or_default(),
+            size: f.opt(HAS_SIZE, f.size),
+            created: f.opt(HAS_CREATED, f.created),
+            modified: f.opt(HAS_MODIFIED, f.modified),
+            content_type: text(&self.table.content_types, f.content_type),
+            storage_class: f.storage_class,
+            owner: text(&self.table.owners, f.owner),
+            legal_hold: f.flags & LEGAL_HOLD != 0,
+            retain_until: f.opt(HAS_RETAIN_UNTIL, f.retain_until),
+            live_references: f.live_references,
+            history: AccessHistory {
+                accesses: Vec::new(),
+                summary: (stats.count > 0).then_some(AccessSummary {
+                    count: stats.count,
+                    first: stats.first,
+                    last: stats.last,
+                }),
+                complete_since: self.history_complete_since,
+            },
+            parent_activity: Some(self.parents[f.parent as usize]),
+            top_activity: Some(self.tops[f.top as usize]),
+        };
+        PreparedObject {
+            record,
+            stats,
+            image: None,
+        }
+    }
+
+    /// Every object of the shard, built.
+    pub(crate) fn into_prepared(self) -> Prepared {
+        let objects = (0..self.len()).map(|n| self.object(n)).collect();
+        Prepared {
+            at: self.at,
+            history_complete_since: self.history_complete_since,
+            objects,
+            inventory_objects: self.inventory_objects,
+            duplicate_rows: self.duplicate_rows,
+            inventory_report: self.inventory_report,
+            log_reports: self.log_reports,
+            reads_at_or_after: self.reads_at_or_after,
+            reads_ambiguous_tenant: self.reads_ambiguous_tenant,
+            unknown: self.unknown,
+        }
+    }
+}
+
 /// Reads the inventory and the logs of `job` and returns the shard's objects with their aggregated reads and
 /// prefix activity, sorted by (tenant, key). This is everything [`super::run_score`] scores; it is public so
 /// that callers (and tests) can check a batch verdict against `engine.score` on a record with raw reads.
 pub fn prepare(job: &ScoreJob) -> Result<Prepared, BatchError> {
-    prepare_with_progress(job, &mut Progress::new(false))
+    Ok(aggregate(job, &mut Progress::new(false))?.into_prepared())
 }
 
-pub(crate) fn prepare_with_progress(job: &ScoreJob, progress: &mut Progress) -> Result<Prepared, BatchError> {
+/// Threads for the event pass and scoring.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, super::MAX_THREADS)
+}
+
+pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggregated, BatchError> {
     let at = job.at;
-    let in_shard = |tenant: &str, key: &str| job.shard.is_none_or(|(i, n)| shard_of(tenant, key, n) == i);
 
     // 1. The inventory.
-    let mut table = Table::default();
+    let mut table = Table {
+        stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
+        ..Table::default()
+    };
+    let mut stripes: Vec<Stripe> = (0..STRIPES).map(|_| Stripe::default()).collect();
     let mut duplicate_rows = 0u64;
     let mut too_many = false;
+    let mut prefix_buf = Vec::new();
     let inventory_report = for_each_inventory_row(&job.inventory, &job.inventory_options, |row| {
         let record = row.record;
-        let index = table.stats.len();
-        if index >= NOT_IN_SHARD as usize {
+        let index = table.facts.len();
+        if index >= MAX_OBJECTS as usize {
             too_many = true;
             return;
         }
-        let next_tenant = table.tenant_ids.len() as u32;
-        let tenant = *table.tenant_ids.entry(record.tenant.clone()).or_insert(next_tenant);
-        if tenant as usize == table.keys.len() {
-            table.keys.push(HashMap::new());
+        let tenant = table.tenants.intern(&record.tenant);
+        match table.index.insert(tenant, &record.key) {
+            Some(Ok(_)) => {}
+            Some(Err(_)) => {
+                duplicate_rows += 1;
+                return;
+            }
+            None => {
+                too_many = true;
+                return;
+            }
         }
-        let keys = &mut table.keys[tenant as usize];
-        if keys.contains_key(record.key.as_str()) {
-            duplicate_rows += 1;
-            return;
-        }
-        keys.insert(record.key.as_str().into(), index as u32);
-        let parent = Table::intern(&mut table.parent_ids, tenant, parent_prefix(&record.key));
-        let top = Table::intern(&mut table.top_ids, tenant, top_prefix(&record.key).to_owned());
-        table.prefixes.push((parent, top));
-        table.stats.push(HistoryStats::new(at));
-        if in_shard(&record.tenant, &record.key) {
-            table.slot.push(table.records.len() as u32);
-            let mut record = record;
-            record.history = Default::default();
-            table.records.push(record);
-        } else {
-            table.slot.push(NOT_IN_SHARD);
-        }
-        progress.tick("inventory objects", table.stats.len() as u64);
+        let parent = intern_prefix(
+            &mut table.parent_ids,
+            &mut prefix_buf,
+            tenant,
+            &parent_prefix(&record.key),
+        );
+        let top = intern_prefix(&mut table.top_ids, &mut prefix_buf, tenant, top_prefix(&record.key));
+        let in_shard = job
+            .shard
+            .is_none_or(|(i, n)| shard_of(&record.tenant, &record.key, n) == i);
+        let flag = |set: bool, flag: u8| if set { flag } else { 0 };
+        table.facts.push(Facts {
+            size: record.size.unwrap_or(0),
+            created: record.created.unwrap_or(0),
+            modified: record.modified.unwrap_or(0),
+            retain_until: record.retain_until.unwrap_or(0),
+            owner: table.owners.intern_opt(record.owner.as_deref()),
+            content_type: table.content_types.intern_opt(record.content_type.as_deref()),
+            live_references: record.live_references,
+            parent,
+            top,
+            storage_class: record.storage_class,
+            flags: flag(record.size.is_some(), HAS_SIZE)
+                | flag(record.created.is_some(), HAS_CREATED)
+                | flag(record.modified.is_some(), HAS_MODIFIED)
+                | flag(record.retain_until.is_some(), HAS_RETAIN_UNTIL)
+                | flag(record.legal_hold, LEGAL_HOLD)
+                | flag(in_shard, IN_SHARD),
+        });
+        stripes[index % STRIPES].slots.push(NONE);
+        progress.tick("inventory objects", table.facts.len() as u64);
     })?;
     if too_many {
         return Err(BatchError::TooManyObjects {
             path: job.inventory.clone(),
-            max: u64::from(NOT_IN_SHARD),
+            max: u64::from(MAX_OBJECTS),
         });
     }
-    progress.done("inventory objects", table.stats.len() as u64);
+    table.index.shrink();
+    table.facts.shrink_to_fit();
+    for (lock, mut stripe) in table.stripes.iter().zip(stripes) {
+        // Room for every object of the stripe up front: the stats are never moved by a growing vector (whose
+        // freed old buffers fragment the heap), and pages of objects never read are never touched.
+        stripe.stats = Vec::with_capacity(stripe.slots.len());
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = stripe;
+    }
+    let objects = table.facts.len();
+    progress.done("inventory objects", objects as u64);
 
     // 2. One pass over the logs.
     let mut log_reports = Vec::with_capacity(job.logs.len());
-    let mut earliest: Option<UnixSeconds> = None;
-    let mut reads_at_or_after = 0u64;
-    let mut reads_ambiguous_tenant = 0u64;
-    let mut unknown = UnknownReads::default();
-    let mut unknown_keys: HashMap<(Box<str>, Box<str>), u64> = HashMap::new();
-    let mut events = 0u64;
+    let mut totals = Totals::default();
     for path in &job.logs {
-        let report = for_each_event(path, &job.read_options, |e: AccessEvent| {
-            events += 1;
-            progress.tick("log events", events);
-            if e.ts >= at {
-                reads_at_or_after += 1;
-                return;
-            }
-            earliest = Some(earliest.map_or(e.ts, |x| x.min(e.ts)));
-            match table.lookup(&e.tenant, &e.key) {
-                Ok(Some(i)) => table.stats[i as usize].observe(e.ts),
-                Err(()) => reads_ambiguous_tenant += 1,
-                Ok(None) => {
-                    if !in_shard(&e.tenant, &e.key) {
-                        return;
-                    }
-                    unknown.reads += 1;
-                    if let Some(n) = unknown_keys.get_mut(&(e.tenant.as_str().into(), e.key.as_str().into())) {
-                        *n += 1;
-                    } else if unknown_keys.len() < UNKNOWN_KEYS_CAP {
-                        unknown_keys.insert((e.tenant.into(), e.key.into()), 1);
-                        unknown.distinct_keys += 1;
-                    } else {
-                        unknown.distinct_keys_capped = true;
-                    }
-                }
-            }
-        })?;
+        let format = match job.read_options.format {
+            LogFormat::Auto => detect_format(path, &job.read_options)?,
+            other => other,
+        };
+        let report = if format == LogFormat::EventsParquet {
+            parquet_events(path, job, &table, &mut totals, progress)?
+        } else {
+            let options = ReadOptions {
+                format,
+                ..job.read_options.clone()
+            };
+            line_events(path, &options, job, &table, &mut totals, progress)?
+        };
         log_reports.push(report);
     }
-    progress.done("log events", events);
-    let mut top: Vec<KeyReads> = unknown_keys
+    progress.done("log events", totals.events);
+    let stripes: Vec<Stripe> = std::mem::take(&mut table.stripes)
         .into_iter()
-        .map(|((tenant, key), reads)| KeyReads {
-            tenant: tenant.into(),
-            key: key.into(),
-            reads,
-        })
+        .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
         .collect();
-    top.sort_unstable_by(|a, b| {
-        b.reads
-            .cmp(&a.reads)
-            .then_with(|| a.tenant.cmp(&b.tenant))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    top.truncate(UNKNOWN_TOP);
-    unknown.top = top;
+    let stats_of = |i: usize| stripes[i % STRIPES].get(i / STRIPES);
 
     // 3. Prefix activity over every inventory object (not only the shard's), so that shards add up.
+    let empty = HistoryStats::new(at);
     let mut parents = vec![PrefixAccumulator::new(at); table.parent_ids.len()];
     let mut tops = vec![PrefixAccumulator::new(at); table.top_ids.len()];
-    for (stats, &(parent, top)) in table.stats.iter().zip(&table.prefixes) {
-        parents[parent as usize].add(stats);
-        tops[top as usize].add(stats);
+    for (i, f) in table.facts.iter().enumerate() {
+        let stats = stats_of(i).unwrap_or(&empty);
+        parents[f.parent as usize].add(stats);
+        tops[f.top as usize].add(stats);
     }
     let parents: Vec<PrefixActivity> = parents.iter().map(PrefixAccumulator::finish).collect();
     let tops: Vec<PrefixActivity> = tops.iter().map(PrefixAccumulator::finish).collect();
+    table.parent_ids = HashMap::new();
+    table.top_ids = HashMap::new();
 
-    let history_complete_since = job.history_complete_since.or(earliest).map(|s| s.min(at));
-    let inventory_objects = table.stats.len() as u64;
-    let mut objects: Vec<PreparedObject> = Vec::with_capacity(table.records.len());
-    let mut records = std::mem::take(&mut table.records).into_iter();
-    for (i, &slot) in table.slot.iter().enumerate() {
-        if slot == NOT_IN_SHARD {
-            continue;
-        }
-        let Some(mut record) = records.next() else { break };
-        let stats = table.stats[i];
-        let (parent, top) = table.prefixes[i];
-        record.history.complete_since = history_complete_since;
-        record.history.summary = (stats.count > 0).then_some(AccessSummary {
-            count: stats.count,
-            first: stats.first,
-            last: stats.last,
-        });
-        record.parent_activity = Some(parents[parent as usize]);
-        record.top_activity = Some(tops[top as usize]);
-        objects.push(PreparedObject {
-            record,
-            stats,
-            image: None,
-        });
-    }
-    objects.sort_unstable_by(|a, b| {
-        (a.record.tenant.as_str(), a.record.key.as_str()).cmp(&(b.record.tenant.as_str(), b.record.key.as_str()))
-    });
-    Ok(Prepared {
+    let order = sorted_shard(&table);
+    let history_complete_since = job.history_complete_since.or(totals.earliest).map(|s| s.min(at));
+    Ok(Aggregated {
+        table,
+        stripes,
+        parents,
+        tops,
+        order,
+        empty,
         at,
         history_complete_since,
-        objects,
-        inventory_objects,
+        inventory_objects: objects as u64,
         duplicate_rows,
         inventory_report,
         log_reports,
-        reads_at_or_after,
-        reads_ambiguous_tenant,
-        unknown,
+        reads_at_or_after: totals.reads_at_or_after,
+        reads_ambiguous_tenant: totals.reads_ambiguous_tenant,
+        unknown: totals.unknown.finish(),
     })
+}
+
+/// The shard's object indices sorted by (tenant, key), bytewise as `str` compares; the two halves are sorted on
+/// two threads and merged.
+fn sorted_shard(table: &Table) -> Vec<u32> {
+    // Tenant ids ranked by name.
+    let mut by_name: Vec<u32> = (0..table.tenants.names.len() as u32).collect();
+    by_name.sort_unstable_by(|&a, &b| table.tenants.names[a as usize].cmp(&table.tenants.names[b as usize]));
+    let mut rank = vec![0u32; by_name.len()];
+    for (r, &t) in by_name.iter().enumerate() {
+        rank[t as usize] = r as u32;
+    }
+    // (tenant rank, first 8 key bytes big-endian, object): a cheap first comparison, the keys only on a tie.
+    let head = |i: usize| {
+        let bytes = table.index.key_bytes(i);
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        u64::from_be_bytes(word)
+    };
+    let mut items: Vec<(u32, u64, u32)> = table
+        .facts
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.flags & IN_SHARD != 0)
+        .map(|(i, _)| (rank[table.index.tenant(i) as usize], head(i), i as u32))
+        .collect();
+    let cmp = |a: &(u32, u64, u32), b: &(u32, u64, u32)| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            table
+                .index
+                .key_bytes(a.2 as usize)
+                .cmp(table.index.key_bytes(b.2 as usize))
+        })
+    };
+    if items.len() < 1 << 16 || threads() < 2 {
+        items.sort_unstable_by(cmp);
+        return items.into_iter().map(|x| x.2).collect();
+    }
+    let mid = items.len() / 2;
+    let (left, right) = items.split_at_mut(mid);
+    std::thread::scope(|s| {
+        s.spawn(|| left.sort_unstable_by(cmp));
+        right.sort_unstable_by(cmp);
+    });
+    let (left, right) = items.split_at(mid);
+    let mut order = Vec::with_capacity(items.len());
+    let (mut a, mut b) = (0, 0);
+    while a < left.len() && b < right.len() {
+        if cmp(&left[a], &right[b]).is_le() {
+            order.push(left[a].2);
+            a += 1;
+        } else {
+            order.push(right[b].2);
+            b += 1;
+        }
+    }
+    order.extend(left[a..].iter().map(|x| x.2));
+    order.extend(right[b..].iter().map(|x| x.2));
+    order
+}
+
+/// One text log (any format but Parquet), read sequentially by [`for_each_event`].
+fn line_events(
+    path: &std::path::Path,
+    options: &ReadOptions,
+    job: &ScoreJob,
+    table: &Table,
+    totals: &mut Totals,
+    progress: &mut Progress,
+) -> Result<ReadReport, ReadError> {
+    let mut part = Part::default();
+    let mut updates = Updates::new();
+    let mut in_part = 0usize;
+    let report = for_each_event(path, options, |e: AccessEvent| {
+        totals.events += 1;
+        progress.tick("log events", totals.events);
+        observe(table, job, &mut part, &mut updates, &e.tenant, &e.key, e.ts);
+        in_part += 1;
+        // Keeps the part's unknown-key tally small; merging in order keeps the result exact.
+        if in_part >= FLUSH_EVERY {
+            totals.merge(std::mem::take(&mut part));
+            in_part = 0;
+        }
+    })?;
+    updates.flush(&table.stripes, job.at);
+    totals.merge(part);
+    Ok(report)
+}
+
+/// What one Parquet batch gave, merged in file order.
+struct BatchResult {
+    part: Part,
+    lines: u64,
+    events: u64,
+    ignored: u64,
+    malformed: u64,
+    first_malformed: Vec<(u64, String)>,
+    error: Option<ReadError>,
+}
+
+/// Merges batch results in file order as they arrive from the threads.
+struct Merger<'a> {
+    next: usize,
+    pending: BTreeMap<usize, BatchResult>,
+    report: ReadReport,
+    totals: &'a mut Totals,
+    progress: &'a mut Progress,
+    error: Option<ReadError>,
+}
+
+impl Merger<'_> {
+    fn deposit(&mut self, batch: usize, result: BatchResult) {
+        self.pending.insert(batch, result);
+        while let Some(r) = self.pending.remove(&self.next) {
+            self.next += 1;
+            if self.error.is_some() {
+                continue;
+            }
+            if let Some(e) = r.error {
+                self.error = Some(e);
+                continue;
+            }
+            self.report.lines += r.lines;
+            self.report.events += r.events;
+            self.report.ignored += r.ignored;
+            self.report.malformed += r.malformed;
+            for m in r.first_malformed {
+                if self.report.first_malformed.len() < MAX_REPORTED_MALFORMED {
+                    self.report.first_malformed.push(m);
+                }
+            }
+            self.totals.events += r.events;
+            self.totals.merge(r.part);
+            self.progress.tick_now("log events", self.totals.events);
+        }
+    }
+}
+
+/// One canonical events Parquet file, its batches read and folded on several threads.
+fn parquet_events(
+    path: &std::path::Path,
+    job: &ScoreJob,
+    table: &Table,
+    totals: &mut Totals,
+    progress: &mut Progress,
+) -> Result<ReadReport, ReadError> {
+    let columns = EventColumns::of(path)?;
+    let plan = BatchPlan::new(path, &columns.wanted())?;
+    let mut first_rows = Vec::with_capacity(plan.batches.len());
+    let mut rows = 0u64;
+    for &(_, n) in &plan.batches {
+        first_rows.push(rows);
+        rows += n as u64;
+    }
+    let strict = job.read_options.strict;
+    let default_tenant = job.read_options.default_tenant.as_str();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let merger = Mutex::new(Merger {
+        next: 0,
+        pending: BTreeMap::new(),
+        report: ReadReport::new(path, SourceFormat::EventsParquet),
+        totals,
+        progress,
+        error: None,
+    });
+    let work = || {
+        let mut updates = Updates::new();
+        let mut found = Vec::with_capacity(ROW_BLOCK);
+        loop {
+            let batch = next.fetch_add(1, Ordering::Relaxed);
+            if batch >= plan.batches.len() || stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut r = BatchResult {
+                part: Part::default(),
+                lines: 0,
+                events: 0,
+                ignored: 0,
+                malformed: 0,
+                first_malformed: Vec::new(),
+                error: None,
+            };
+            let decoded = plan.read(batch).and_then(|df| {
+                let mut line = first_rows[batch];
+                for_each_row(&df, &columns, default_tenant, |rows| {
+                    if r.error.is_some() {
+                        return;
+                    }
+                    let mut reads = [(0i64, "", ""); ROW_BLOCK];
+                    let mut n = 0;
+                    for row in rows.iter().take(ROW_BLOCK) {
+                        line += 1;
+                        r.lines += 1;
+                        match row {
+                            Row::Read { ts, tenant, key } => {
+                                r.events += 1;
+                                reads[n] = (*ts, *tenant, *key);
+                                n += 1;
+                            }
+                            Row::Ignored => r.ignored += 1,
+                            Row::Malformed(reason) => {
+                                r.malformed += 1;
+                                if strict {
+                                    r.error = Some(ReadError::Malformed {
+                                        path: path.to_path_buf(),
+                                        line,
+                                        reason: reason.clone(),
+                                    });
+                                    return;
+                                } else if r.first_malformed.len() < MAX_REPORTED_MALFORMED {
+                                    r.first_malformed.push((line, reason.clone()));
+                                }
+                            }
+                        }
+                    }
+                    observe_block(table, job, &mut r.part, &mut updates, &reads[..n], &mut found);
+                })
+                .map_err(|e| ReadError::parquet(path, e))
+            });
+            updates.flush(&table.stripes, job.at);
+            if let Err(e) = decoded {
+                r.error = Some(e);
+            }
+            if r.error.is_some() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            merger.lock().unwrap_or_else(PoisonError::into_inner).deposit(batch, r);
+        }
+    };
+    let threads = threads().min(plan.batches.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    let merger = merger.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(e) = merger.error {
+        return Err(e);
+    }
+    let report = merger.report;
+    tracing::debug!(
+        path = %path.display(),
+        format = ?LogFormat::EventsParquet,
+        lines = report.lines,
+        events = report.events,
+        malformed = report.malformed,
+        "read access log"
+    );
+    Ok(report)
 }

@@ -1,10 +1,12 @@
 //! Batch scoring of a whole inventory from files (`reprieve score`).
 //!
-//! 1. The inventory is streamed into a compact table: (tenant, key) -> object index, with per-object
-//!    [`HistoryStats`](reprieve_core::HistoryStats). Records are kept (without history) only for the objects of
-//!    the run's shard.
+//! 1. The inventory is streamed into a compact table: every key in one byte arena with a hash index over
+//!    (tenant, key), per-object facts in 64 bytes (owners and content types interned) and, for objects that are
+//!    read, [`HistoryStats`](reprieve_core::HistoryStats). Full records are built only when scored, a chunk at a
+//!    time.
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
-//!    so memory is bounded by the inventory's object count, not the log volume. An event without a tenant (Apache
+//!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
+//!    threads (row groups in turn, results merged in file order: the same numbers for any thread count). An event without a tenant (Apache
 //!    and nginx logs name no bucket) matches its key in the default tenant (`""`) if the inventory has it there,
 //!    else in the one inventory tenant that holds that key; when several tenants hold it the read is counted as
 //!    ambiguous and attributed to none. Reads for keys not in the inventory are counted (totals, distinct keys
@@ -12,7 +14,8 @@
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
-//!    the server) and written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]). With
+//!    the server), chunk by chunk on worker threads, and written, sorted by (tenant, key), to the scores file (see
+//!    [`SCORE_COLUMNS`]). With
 //!    [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
 //! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
 //!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
@@ -20,11 +23,13 @@
 
 mod aggregate;
 mod error;
+mod index;
 mod output;
 mod prices;
 mod progress;
 mod report;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use reprieve_core::features::extract_image_with_stats;
@@ -178,22 +183,69 @@ pub fn score_image_with_stats(
     engine.score_features(record, stats.at, features, scope)
 }
 
-/// Scores `objects` on up to `threads` threads; the verdicts come back in the objects' order.
-fn score_chunk(engine: &Engine, objects: &[PreparedObject], threads: usize) -> Vec<Scored> {
-    let score = |o: &PreparedObject| score_object(engine, o, ScopeState::default());
-    if threads <= 1 || objects.len() < 1_024 {
-        return objects.iter().map(score).collect();
+/// The objects a run scores, in output order: already built ([`Prepared::objects`]) or built one at a time from
+/// the compact aggregate.
+trait Objects: Sync {
+    fn count(&self) -> usize;
+    fn get(&self, n: usize) -> Cow<'_, PreparedObject>;
+}
+
+impl Objects for [PreparedObject] {
+    fn count(&self) -> usize {
+        self.len()
     }
-    let per = objects.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = objects
-            .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(score).collect::<Vec<_>>()))
+
+    fn get(&self, n: usize) -> Cow<'_, PreparedObject> {
+        Cow::Borrowed(&self[n])
+    }
+}
+
+impl Objects for aggregate::Aggregated {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn get(&self, n: usize) -> Cow<'_, PreparedObject> {
+        Cow::Owned(self.object(n))
+    }
+}
+
+/// One scored chunk: the objects and their verdicts, in order.
+type ScoredChunk<'a> = (Vec<Cow<'a, PreparedObject>>, Vec<Scored>);
+
+/// Builds and scores objects `range` on up to `threads` threads; the verdicts come back in the objects' order.
+fn score_range<'a, O: Objects + ?Sized>(
+    engine: &Engine,
+    objects: &'a O,
+    range: std::ops::Range<usize>,
+    threads: usize,
+) -> ScoredChunk<'a> {
+    let score = |part: std::ops::Range<usize>| {
+        let built: Vec<Cow<'a, PreparedObject>> = part.map(|n| objects.get(n)).collect();
+        let scored: Vec<Scored> = built
+            .iter()
+            .map(|o| score_object(engine, o, ScopeState::default()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        (built, scored)
+    };
+    if threads <= 1 || range.len() < 1_024 {
+        return score(range);
+    }
+    let per = range.len().div_ceil(threads);
+    let parts: Vec<std::ops::Range<usize>> = (range.start..range.end)
+        .step_by(per)
+        .map(|start| start..(start + per).min(range.end))
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || score(part))).collect();
+        let mut built = Vec::with_capacity(range.len());
+        let mut scored = Vec::with_capacity(range.len());
+        for h in handles {
+            let (b, v) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            built.extend(b);
+            scored.extend(v);
+        }
+        (built, scored)
     })
 }
 
@@ -210,13 +262,35 @@ pub fn run_score_into(
 ) -> Result<ScoreSummary, BatchError> {
     check(job)?;
     let mut progress = Progress::new(job.progress);
-    let prepared = aggregate::prepare_with_progress(job, &mut progress)?;
-    let mut summary = score_prepared(job, prepared, engine, sink)?;
+    let mut aggregated = aggregate::aggregate(job, &mut progress)?;
+    let facts = RunFacts {
+        history_complete_since: aggregated.history_complete_since,
+        inventory_objects: aggregated.inventory_objects,
+        duplicate_rows: aggregated.duplicate_rows,
+        inventory_report: std::mem::take(&mut aggregated.inventory_report),
+        log_reports: std::mem::take(&mut aggregated.log_reports),
+        reads_at_or_after: aggregated.reads_at_or_after,
+        reads_ambiguous_tenant: aggregated.reads_ambiguous_tenant,
+        unknown: std::mem::take(&mut aggregated.unknown),
+    };
+    let mut summary = score_objects(job, &aggregated, facts, engine, sink)?;
     if let Some(md_path) = &job.report {
         write_reports(&mut summary, md_path, "", None)?;
     }
     log_summary(&summary);
     Ok(summary)
+}
+
+/// The run's facts from reading the inputs, for the summary.
+struct RunFacts {
+    history_complete_since: Option<i64>,
+    inventory_objects: u64,
+    duplicate_rows: u64,
+    inventory_report: crate::formats::ReadReport,
+    log_reports: Vec<crate::formats::ReadReport>,
+    reads_at_or_after: u64,
+    reads_ambiguous_tenant: u64,
+    unknown: UnknownReads,
 }
 
 /// Scores already prepared objects (from [`prepare`], or another front door's readers such as the container-image
@@ -226,28 +300,61 @@ pub fn score_prepared(
     job: &ScoreJob,
     prepared: Prepared,
     engine: &Engine,
+    sink: Option<&mut dyn VerdictSink>,
+) -> Result<ScoreSummary, BatchError> {
+    let facts = RunFacts {
+        history_complete_since: prepared.history_complete_since,
+        inventory_objects: prepared.inventory_objects,
+        duplicate_rows: prepared.duplicate_rows,
+        inventory_report: prepared.inventory_report,
+        log_reports: prepared.log_reports,
+        reads_at_or_after: prepared.reads_at_or_after,
+        reads_ambiguous_tenant: prepared.reads_ambiguous_tenant,
+        unknown: prepared.unknown,
+    };
+    score_objects(job, prepared.objects.as_slice(), facts, engine, sink)
+}
+
+/// Scores `objects` chunk by chunk and writes their rows: the next chunk is built and scored on worker threads
+/// while this thread hands the current one to the sink, the tally and the scores file, so that at most two chunks
+/// of records exist at a time.
+fn score_objects<O: Objects + ?Sized>(
+    job: &ScoreJob,
+    objects: &O,
+    facts: RunFacts,
+    engine: &Engine,
     mut sink: Option<&mut dyn VerdictSink>,
 ) -> Result<ScoreSummary, BatchError> {
     let format = check(job)?;
     let mut progress = Progress::new(job.progress);
     let mut writer = ScoresWriter::create(&job.out, format)?;
-    let mut tally = Tally::new(prepared.history_complete_since);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
+    let mut tally = Tally::new(facts.history_complete_since);
+    let threads = aggregate::threads();
+    let total = objects.count();
+    let chunk = |k: usize| k * SCORE_CHUNK..((k + 1) * SCORE_CHUNK).min(total);
+    let chunks = total.div_ceil(SCORE_CHUNK);
     let mut scored_objects = 0u64;
-    for chunk in prepared.objects.chunks(SCORE_CHUNK) {
-        let scored = score_chunk(engine, chunk, threads);
-        if let Some(sink) = sink.as_mut() {
-            sink.record(&scored).map_err(BatchError::Sink)?;
+    std::thread::scope(|s| {
+        let spawn = |k: usize| s.spawn(move || score_range(engine, objects, chunk(k), threads));
+        let mut next = (chunks > 0).then(|| spawn(0));
+        for k in 0..chunks {
+            let Some(handle) = next.take() else { break };
+            let (built, scored) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            if k + 1 < chunks {
+                next = Some(spawn(k + 1));
+            }
+            if let Some(sink) = sink.as_mut() {
+                sink.record(&scored).map_err(BatchError::Sink)?;
+            }
+            for (object, s) in built.iter().zip(scored) {
+                tally.add(&object.record, &object.stats, &s.verdict);
+                writer.push(ScoreRow::new(&object.record, &object.stats, s.verdict))?;
+            }
+            scored_objects += built.len() as u64;
+            progress.tick_now("objects scored", scored_objects);
         }
-        for (object, s) in chunk.iter().zip(scored) {
-            tally.add(&object.record, &object.stats, &s.verdict);
-            writer.push(ScoreRow::new(&object.record, &object.stats, s.verdict))?;
-        }
-        scored_objects += chunk.len() as u64;
-        progress.tick_now("objects scored", scored_objects);
-    }
+        Ok::<_, BatchError>(())
+    })?;
     progress.done("objects scored", scored_objects);
     let scores = writer.finish()?;
 
@@ -256,23 +363,23 @@ pub fn score_prepared(
         at: job.at,
         model_version: engine.model.version().to_owned(),
         shard: job.shard,
-        history_complete_since: prepared.history_complete_since,
-        inventory_objects: prepared.inventory_objects,
-        duplicate_inventory_rows: prepared.duplicate_rows,
+        history_complete_since: facts.history_complete_since,
+        inventory_objects: facts.inventory_objects,
+        duplicate_inventory_rows: facts.duplicate_rows,
         objects_scored: t.objects_scored,
         bytes: t.bytes,
         by_class: t.by_class,
         reads_counted: t.reads_counted,
-        reads_at_or_after: prepared.reads_at_or_after,
-        reads_ambiguous_tenant: prepared.reads_ambiguous_tenant,
-        unknown_reads: prepared.unknown,
+        reads_at_or_after: facts.reads_at_or_after,
+        reads_ambiguous_tenant: facts.reads_ambiguous_tenant,
+        unknown_reads: facts.unknown,
         unused: t.unused,
         top_prefixes: t.top_prefixes,
         top_owners: t.top_owners,
         held_back: t.held_back,
         prices: job.prices,
-        inventory_report: prepared.inventory_report,
-        log_reports: prepared.log_reports,
+        inventory_report: facts.inventory_report,
+        log_reports: facts.log_reports,
         outputs: Outputs {
             scores,
             report_md: None,
