@@ -11,24 +11,11 @@
 
 use std::io::{BufWriter, Write};
 
+// A small deterministic generator (SplitMix64): the same arguments give the same files.
+use reprieve_images::synth::Rng;
+
 const AT: i64 = 1_751_328_000; // 2025-07-01T00:00:00Z
 const DAY: i64 = 86_400;
-
-/// A small deterministic generator (SplitMix64): the same arguments give the same files.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn digest(i: u64) -> String {
     format!(

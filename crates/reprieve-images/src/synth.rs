@@ -47,11 +47,12 @@ pub struct SynthSummary {
     pub deletes: u64,
 }
 
-/// SplitMix64: small, seeded, portable.
-struct Rng(u64);
+/// SplitMix64: small, seeded, portable (also what the `gen_bench` example draws from).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -59,8 +60,9 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// Uniform-ish in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
     fn between(&mut self, lo: i64, hi: i64) -> i64 {
@@ -123,7 +125,7 @@ struct Writer {
 impl Writer {
     fn digest(&mut self) -> String {
         self.images += 1;
-        let (a, b) = (self.rng.next(), self.rng.next());
+        let (a, b) = (self.rng.next_u64(), self.rng.next_u64());
         format!("sha256:{a:016x}{b:016x}{:016x}{:016x}", a ^ b, self.images)
     }
 
