@@ -186,7 +186,7 @@ pub fn render_markdown(r: &EvalReport) -> String {
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} | {:.4} | {:.1} | {} |",
-                at,
+                format_rfc3339(at),
                 f.key,
                 f.cohort.as_deref().unwrap_or("-"),
                 f.probability,
