@@ -379,7 +379,7 @@ pub fn extract_image_with_stats(
     let at = stats.at;
     let mut v = FeatureVector([0.0; FEATURE_COUNT]);
     let coverage_start = record.history.complete_since.filter(|&t| t <= at);
-    let birth = record.created.or(stats.first).or(coverage_start).filter(|&t| t <= at);
+    let birth = crate::policy::birth(record.created, stats.first, coverage_start).filter(|&t| t <= at);
 
     // Recency and frequency.
     let age = birth.map_or(0, |b| at - b);

@@ -203,6 +203,17 @@ pub struct Decision {
     pub reasons: Vec<ReasonCode>,
 }
 
+/// When an object was born as far as Reprieve can tell: its creation time, else its first read, else the start of
+/// its complete history. The age features, the too-new rule of [`decide`] and the evaluation's labelled rows all
+/// judge age by this one rule.
+pub fn birth(
+    created: Option<UnixSeconds>,
+    first_read: Option<UnixSeconds>,
+    history_since: Option<UnixSeconds>,
+) -> Option<UnixSeconds> {
+    created.or(first_read).or(history_since)
+}
+
 /// Applies the policy. `probability` is the calibrated P(reuse within horizon); a non-finite value is treated as
 /// certain reuse (the safe side).
 pub fn decide(
@@ -225,11 +236,13 @@ pub fn decide(
         reasons.push(ReasonCode::LiveReference);
     }
     // Unknown creation time: the first read or the start of coverage stands in; none of them -> too new to judge.
-    let born = record
-        .created
-        .or_else(|| record.history.accesses.first().copied())
-        .or(record.history.summary.and_then(|s| s.first))
-        .or(record.history.complete_since);
+    let first_read = record
+        .history
+        .accesses
+        .first()
+        .copied()
+        .or(record.history.summary.and_then(|s| s.first));
+    let born = birth(record.created, first_read, record.history.complete_since);
     if born.is_none_or(|b| at.saturating_sub(b) < config.min_age_secs) {
         reasons.push(ReasonCode::TooNew);
     }

@@ -211,14 +211,6 @@ fn adaptive_step(working: f64, target: f64, gamma: f64, realized: f64) -> f64 {
     (working + gamma * (target - realized)).clamp(target / 10.0, target)
 }
 
-fn segment_name(segment: Segment) -> &'static str {
-    match segment {
-        Segment::Recent => "recent",
-        Segment::Periodic => "periodic",
-        Segment::Settled => "settled",
-    }
-}
-
 /// The [`FALSE_DELETE_SAMPLES`] false deletes with the lowest reuse probability (ties by key).
 fn most_confident(mut all: Vec<FalseDelete>) -> Vec<FalseDelete> {
     all.sort_by(|a, b| a.probability.total_cmp(&b.probability).then_with(|| a.key.cmp(&b.key)));
@@ -350,7 +342,7 @@ pub fn evaluate<R: Replay + ?Sized>(trace: &R, config: &EvalConfig) -> Result<Ev
                 // object the policy retains as too new.
                 (
                     "model",
-                    row.age_secs >= train_config.min_age_secs && model.flags_delete(&row.features, p),
+                    !row.too_new(train_config.min_age_secs) && model.flags_delete(&row.features, p),
                 ),
                 ("recency_calibrated", recency_min_idle.is_some_and(|d| idle >= d)),
                 ("recency_7d", row.idle_secs >= 7 * DAY),
@@ -367,7 +359,7 @@ pub fn evaluate<R: Replay + ?Sized>(trace: &R, config: &EvalConfig) -> Result<Ev
                     cohort: cohort.clone(),
                     probability: p,
                     idle_days: idle / DAY as f64,
-                    segment: segment_name(Segment::of(&row.features)).to_string(),
+                    segment: Segment::of(&row.features).as_str().to_string(),
                 });
             }
             for (method, flagged) in flags {

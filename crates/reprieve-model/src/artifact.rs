@@ -130,6 +130,15 @@ pub enum Segment {
 impl Segment {
     pub const ALL: [Segment; 3] = [Segment::Recent, Segment::Periodic, Segment::Settled];
 
+    /// Its name in reports: `recent`, `periodic` or `settled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recent => "recent",
+            Self::Periodic => "periodic",
+            Self::Settled => "settled",
+        }
+    }
+
     pub fn of(features: &FeatureVector) -> Self {
         if features.recently_read() {
             Self::Recent

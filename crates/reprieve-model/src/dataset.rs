@@ -90,6 +90,13 @@ pub struct CutRow {
     pub recent: bool,
 }
 
+impl CutRow {
+    /// Whether the policy retains the object as too new (younger than `min_age_secs`) whatever the model says.
+    pub fn too_new(&self, min_age_secs: i64) -> bool {
+        self.age_secs < min_age_secs
+    }
+}
+
 /// All objects of the inventory at one cut.
 #[derive(Debug, Clone)]
 pub struct Cut {
@@ -139,10 +146,10 @@ pub fn snapshot(trace: &Trace, at: UnixSeconds) -> Vec<Option<(ObjectRecord, His
         .collect()
 }
 
-/// The object's age at `stats.at` as the policy judges it (`reprieve_core::policy`): since creation, else since
-/// its first read, else since the start of coverage; 0 when none is known (the policy then finds it too new).
+/// The object's age at `stats.at` as the policy judges it ([`reprieve_core::policy::birth`]); 0 when its birth is
+/// unknown (the policy then finds it too new).
 pub fn policy_age_secs(record: &ObjectRecord, stats: &HistoryStats) -> i64 {
-    let born = record.created.or(stats.first).or(record.history.complete_since);
+    let born = reprieve_core::policy::birth(record.created, stats.first, record.history.complete_since);
     born.map_or(0, |b| stats.at.saturating_sub(b).max(0))
 }
 

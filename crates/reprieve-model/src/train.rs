@@ -274,7 +274,7 @@ pub fn train(
     // Objects the policy retains as too new are never the model's to let go: not threshold candidates.
     let too_new: Vec<Vec<bool>> = calibration
         .iter()
-        .map(|c| c.rows.iter().map(|r| r.age_secs < config.min_age_secs).collect())
+        .map(|c| c.rows.iter().map(|r| r.too_new(config.min_age_secs)).collect())
         .collect();
     if config.prefix_dropout > 0.0 {
         let without: Vec<Vec<(FeatureVector, bool)>> = calibration
