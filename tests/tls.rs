@@ -6,14 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use reprieve_e2e::pki::{ExtendedKeyUsagePurpose, TestCa};
 use reprieve_e2e::{TestServer, default_model};
 use reprieve_proto::v1::reuse_scorer_client::ReuseScorerClient;
 use reprieve_proto::v1::{self, ScoreRequest};
 use reprieve_server::{AppState, ServerConfig, TlsSettings};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -26,58 +24,16 @@ const AT: i64 = 1_780_000_000;
 /// Bounds every connection attempt, so that a client the server fails to refuse cleanly cannot hang the test.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A certificate authority that signs leaf certificates.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("self-signed CA");
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf certificate for `names` (DNS names or IP addresses) and its key, both PEM.
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![usage];
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn client(&self, name: &str) -> Identity {
-        let (cert, key) = self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth);
-        Identity::from_pem(cert, key)
-    }
-}
-
 /// A CA and a server certificate for 127.0.0.1 and localhost, written to a temporary directory.
 struct Pki {
     dir: tempfile::TempDir,
-    ca: Ca,
+    ca: TestCa,
 }
 
 impl Pki {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = Ca::new("reprieve test CA");
+        let ca = TestCa::new("reprieve test CA");
         let (cert, key) = ca.leaf(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
         std::fs::write(dir.path().join("ca.pem"), &ca.pem).expect("write CA");
         std::fs::write(dir.path().join("server.pem"), cert).expect("write server cert");
@@ -211,7 +167,7 @@ async fn tls_clients_score_and_plaintext_clients_are_refused() {
         .expect_err("a plaintext client is refused");
     assert!(!refused.is_empty());
     // A client that trusts another CA refuses the server, and one that expects another name too.
-    let stranger = Ca::new("stranger CA");
+    let stranger = TestCa::new("stranger CA");
     let untrusting = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&stranger.pem))
         .domain_name("localhost");
@@ -239,7 +195,7 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_client_ca() 
         without.is_err(),
         "a client without a certificate is refused: {without:?}"
     );
-    let stranger = Ca::new("stranger CA");
+    let stranger = TestCa::new("stranger CA");
     let foreign = tls_score(&server, pki.client("localhost").identity(stranger.client("intruder"))).await;
     assert!(
         foreign.is_err(),

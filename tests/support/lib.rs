@@ -1,5 +1,7 @@
 //! Shared support for the end-to-end tests: a real Reprieve server on `127.0.0.1:0` (with or without a real
-//! feedback store on disk), the bundled model, paths.
+//! feedback store on disk), the bundled model, paths, and a test certificate authority ([`pki`]).
+
+pub mod pki;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

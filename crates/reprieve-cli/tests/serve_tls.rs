@@ -8,48 +8,11 @@ use std::time::Duration;
 
 use common::{ServeProcess, arg, reprieve};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use reprieve_e2e::pki::{ExtendedKeyUsagePurpose, TestCa};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-/// A CA and leaf certificates it signs (PEM).
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("self-signed CA");
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 #[test]
 fn tls_settings_that_cannot_be_honoured_stop_the_start_with_one_line() {
@@ -127,7 +90,7 @@ fn tls_settings_that_cannot_be_honoured_stop_the_start_with_one_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_from_flags_and_environment_admits_only_the_client_cas_certificates() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = Ca::new("reprieve CLI test CA");
+    let ca = TestCa::new("reprieve CLI test CA");
     let (cert, key) = ca.leaf(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
     let (client_cert, client_key) = ca.leaf(&["batch-job"], ExtendedKeyUsagePurpose::ClientAuth);
     for (name, text) in [("server.pem", &cert), ("server.key", &key), ("ca.pem", &ca.pem)] {
