@@ -8,24 +8,30 @@ common.py per object, scores with the logistic model (scikit-learn), applies the
 Prints one JSON line with phase timings on stdout.
 """
 
-import argparse
 import json
 import time
 
 import numpy as np
 import pandas as pd
 
-from common import DAY, RECENT, SUBSET, WINDOWS_DAYS, CLASS_NAMES, MIN_AGE_SECS, MIN_HISTORY_SECS, SubsetModel
+from common import (
+    ARCHIVE,
+    CLASS_NAMES,
+    DAY,
+    INFREQUENT,
+    KNOWN_HOT,
+    MIN_AGE_SECS,
+    MIN_HISTORY_SECS,
+    RECENT,
+    SUBSET,
+    WINDOWS_DAYS,
+    SubsetModel,
+    batch_args,
+)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--inventory", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--at", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--features-out", help="also write tenant, key and the feature subset (for check_features.py)")
-    args = ap.parse_args()
+    args = batch_args()
     at = args.at
     t = {}
     t0 = time.perf_counter()
@@ -92,12 +98,9 @@ def main():
     X["size_log"] = np.log1p(df["size"].fillna(0).astype(float))
     X["size_known"] = df["size"].notna().astype(float)
     sc = df["storage_class"].fillna("").str.strip().str.upper()
-    X["storage_infrequent"] = sc.isin(["STANDARD_IA", "ONEZONE_IA", "GLACIER_IR"]).astype(float)
-    X["storage_archive"] = sc.isin(["GLACIER", "GLACIER_FLEXIBLE_RETRIEVAL", "DEEP_ARCHIVE"]).astype(float)
-    X["storage_unknown"] = (
-        ~sc.isin(["STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "GLACIER_FLEXIBLE_RETRIEVAL", "DEEP_ARCHIVE",
-                  "STANDARD", "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE", "INTELLIGENT_TIERING"])
-    ).astype(float)
+    X["storage_infrequent"] = sc.isin(INFREQUENT).astype(float)
+    X["storage_archive"] = sc.isin(ARCHIVE).astype(float)
+    X["storage_unknown"] = (~sc.isin(INFREQUENT | ARCHIVE | KNOWN_HOT)).astype(float)
     X = X[SUBSET]
     t["features"] = time.perf_counter() - t2
 

@@ -7,28 +7,29 @@ Same inputs, features (common.py), model and policy as batch_pandas.py.
 Prints one JSON line with phase timings on stdout.
 """
 
-import argparse
 import json
 import time
 
 import numpy as np
 import polars as pl
 
-from common import DAY, RECENT, SUBSET, WINDOWS_DAYS, CLASS_NAMES, MIN_AGE_SECS, MIN_HISTORY_SECS, SubsetModel
-
-INFREQUENT = ["STANDARD_IA", "ONEZONE_IA", "GLACIER_IR"]
-ARCHIVE = ["GLACIER", "GLACIER_FLEXIBLE_RETRIEVAL", "DEEP_ARCHIVE"]
-HOT = ["STANDARD", "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE", "INTELLIGENT_TIERING"]
-
+from common import (
+    ARCHIVE,
+    CLASS_NAMES,
+    DAY,
+    INFREQUENT,
+    KNOWN_HOT,
+    MIN_AGE_SECS,
+    MIN_HISTORY_SECS,
+    RECENT,
+    SUBSET,
+    WINDOWS_DAYS,
+    SubsetModel,
+    batch_args,
+)
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--inventory", required=True)
-    ap.add_argument("--events", required=True)
-    ap.add_argument("--at", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--features-out", help="also write tenant, key and the feature subset (for check_features.py)")
-    args = ap.parse_args()
+    args = batch_args()
     at = args.at
     t = {}
     t0 = time.perf_counter()
@@ -91,9 +92,9 @@ def main():
         path.str.split("/").list.last().str.len_bytes().cast(pl.Float64).log1p().alias("name_len_log"),
         pl.col("size").fill_null(0).cast(pl.Float64).log1p().alias("size_log"),
         pl.col("size").is_not_null().cast(pl.Float64).alias("size_known"),
-        sc.is_in(INFREQUENT).cast(pl.Float64).alias("storage_infrequent"),
-        sc.is_in(ARCHIVE).cast(pl.Float64).alias("storage_archive"),
-        (~sc.is_in(INFREQUENT + ARCHIVE + HOT)).cast(pl.Float64).alias("storage_unknown"),
+        sc.is_in(sorted(INFREQUENT)).cast(pl.Float64).alias("storage_infrequent"),
+        sc.is_in(sorted(ARCHIVE)).cast(pl.Float64).alias("storage_archive"),
+        (~sc.is_in(sorted(INFREQUENT | ARCHIVE | KNOWN_HOT))).cast(pl.Float64).alias("storage_unknown"),
     ]
     born = pl.coalesce(pl.col("created"), pl.col("first"), pl.lit(coverage, dtype=pl.Int64))
     retain = (

@@ -41,6 +41,7 @@ predict_proba does the scoring. The probabilities are therefore not ours (the su
 per object is what is being compared.
 """
 
+import argparse
 import json
 import math
 import os
@@ -128,6 +129,17 @@ class SubsetModel:
         )
         capped = np.where(capped_review, np.minimum(score_class, REVIEW), score_class)
         return np.where(retain_outright, RETAIN, capped)
+
+
+def batch_args():
+    """The command line both batch peers take."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inventory", required=True)
+    ap.add_argument("--events", required=True)
+    ap.add_argument("--at", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--features-out", help="also write tenant, key and the feature subset (for check_features.py)")
+    return ap.parse_args()
 
 
 def storage_flags(name):
