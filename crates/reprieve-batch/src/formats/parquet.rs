@@ -23,6 +23,14 @@ pub(crate) fn column_names(path: &Path) -> Result<Vec<String>, ReadError> {
     Ok(schema.iter_names().map(|n| n.to_string()).collect())
 }
 
+/// The number of rows of a Parquet file, from its footer.
+pub(crate) fn row_count(path: &Path) -> Result<usize, ReadError> {
+    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+    ParquetReader::new(file)
+        .num_rows()
+        .map_err(|e| ReadError::parquet(path, e))
+}
+
 /// The batches of one Parquet file: row ranges aligned with its row groups (so that no row group is decoded
 /// twice), with the footer parsed once.
 pub(crate) struct BatchPlan {

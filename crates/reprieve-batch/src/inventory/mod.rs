@@ -15,15 +15,18 @@
 mod columns;
 mod s3_inventory;
 
+use std::borrow::Cow;
 use std::path::Path;
 
+use polars::prelude::{DataFrame, DataType, Int64Chunked, PolarsResult, StringChunked, UInt64Chunked};
 use reprieve_core::ObjectRecord;
 use serde::{Deserialize, Serialize};
 
-use self::columns::{Columns, FIELDS, Field, row_from};
+pub(crate) use self::columns::RowFacts;
+use self::columns::{Cell, Columns, FIELDS, Field, row_from};
 use crate::error::{LineError, ReadError};
 use crate::formats::fields::csv_fields;
-use crate::formats::parquet::{Values, column_names, for_each_batch, text_values, time_values};
+use crate::formats::parquet::{Values, column_names, for_each_batch, row_count, text_values, time_values};
 use crate::formats::{ReadReport, SourceFormat, for_each_line, is_parquet, magic};
 
 /// One object of an inventory. `record.history` is empty: reads come from the access logs.
@@ -57,127 +60,198 @@ pub fn for_each_inventory_row(
     options: &InventoryOptions,
     mut f: impl FnMut(InventoryRow),
 ) -> Result<ReadReport, ReadError> {
+    for_each_inventory_facts(path, options, true, &mut |row| f(row.into_row(&options.default_tenant)))
+}
+
+/// Streams the rows of an inventory to `f` as [`RowFacts`] borrowing the decoded text (no allocation per row
+/// for Parquet inventories). `cohorts`: read the `cohort` column (else every row's `cohort` is `None`).
+pub(crate) fn for_each_inventory_facts(
+    path: &Path,
+    options: &InventoryOptions,
+    cohorts: bool,
+    f: &mut dyn FnMut(RowFacts<'_>),
+) -> Result<ReadReport, ReadError> {
+    let reader = Reader { options, cohorts };
     if path.file_name().is_some_and(|n| n == "manifest.json") {
-        return s3_inventory::read_manifest(path, options, &mut f);
+        return s3_inventory::read_manifest(path, &reader, f);
     }
     if is_parquet(&magic(path)?) {
         let mut report = ReadReport::new(path, SourceFormat::InventoryParquet);
-        read_parquet(path, options, false, "", &mut report, &mut f)?;
+        reader.parquet(path, false, "", &mut report, f)?;
         Ok(report)
     } else {
         let mut report = ReadReport::new(path, SourceFormat::InventoryCsv);
-        read_csv(path, None, false, options, "", &mut report, &mut f)?;
+        reader.csv(path, None, false, "", &mut report, f)?;
         Ok(report)
     }
 }
 
-/// Reads one CSV data file. `columns`: the column order when the file has no header row (S3 Inventory);
-/// `None`: the first non-empty line is the header. `label` prefixes malformed reasons (the data file's name).
-pub(crate) fn read_csv(
-    path: &Path,
-    columns: Option<&Columns>,
-    decode_keys: bool,
-    options: &InventoryOptions,
-    label: &str,
-    report: &mut ReadReport,
-    f: &mut dyn FnMut(InventoryRow),
-) -> Result<(), ReadError> {
-    let mut header: Option<Columns> = columns.cloned();
-    for_each_line(path, |n, line| {
-        if line.trim().is_empty() {
-            report.record::<()>(n, Ok(None), options.strict)?;
-            return Ok(std::ops::ControlFlow::Continue(()));
-        }
-        let Some(cols) = &header else {
-            let names: Vec<String> = csv_fields(line)
-                .map(|c| c.map(|c| c.into_owned()).unwrap_or_default())
-                .collect();
-            let cols = Columns::from_names(&names).map_err(|e| ReadError::Malformed {
-                path: path.to_path_buf(),
-                line: n,
-                reason: format!("inventory header: {e}"),
-            })?;
-            header = Some(cols);
-            report.record::<()>(n, Ok(None), options.strict)?;
-            return Ok(std::ops::ControlFlow::Continue(()));
-        };
-        let result = parse_csv_row(line, cols, decode_keys, &options.default_tenant).map_err(|e| {
-            if label.is_empty() {
-                e
-            } else {
-                LineError::new(format!("{label}: {}", e.reason))
-            }
-        });
-        if let Some(row) = report.record(n, result, options.strict)? {
-            f(row);
-        }
-        Ok(std::ops::ControlFlow::Continue(()))
-    })
+/// The number of rows of a generic Parquet inventory (from its footer), to size tables up front; `None` for other
+/// inventories or when the file cannot be read (the read itself then reports why).
+pub(crate) fn row_hint(path: &Path) -> Option<usize> {
+    let parquet = path.file_name().is_some_and(|n| n != "manifest.json") && is_parquet(&magic(path).ok()?);
+    parquet.then(|| row_count(path).ok()).flatten()
 }
 
-fn parse_csv_row(
-    line: &str,
+/// How the data files of one inventory are read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    options: &'a InventoryOptions,
+    cohorts: bool,
+}
+
+/// Prefixes a malformed row's reason with the data file's name (S3 Inventory), if any.
+fn labelled(label: &str, e: LineError) -> LineError {
+    if label.is_empty() {
+        e
+    } else {
+        LineError::new(format!("{label}: {}", e.reason))
+    }
+}
+
+impl Reader<'_> {
+    /// Reads one CSV data file. `columns`: the column order when the file has no header row (S3 Inventory);
+    /// `None`: the first non-empty line is the header. `label` prefixes malformed reasons (the data file's name).
+    pub(crate) fn csv(
+        &self,
+        path: &Path,
+        columns: Option<&Columns>,
+        decode_keys: bool,
+        label: &str,
+        report: &mut ReadReport,
+        f: &mut dyn FnMut(RowFacts<'_>),
+    ) -> Result<(), ReadError> {
+        let strict = self.options.strict;
+        let mut header: Option<Columns> = columns.cloned();
+        for_each_line(path, |n, line| {
+            if line.trim().is_empty() {
+                report.record::<()>(n, Ok(None), strict)?;
+                return Ok(std::ops::ControlFlow::Continue(()));
+            }
+            let Some(cols) = &header else {
+                let names: Vec<String> = csv_fields(line)
+                    .map(|c| c.map(|c| c.into_owned()).unwrap_or_default())
+                    .collect();
+                let cols = Columns::from_names(&names).map_err(|e| ReadError::Malformed {
+                    path: path.to_path_buf(),
+                    line: n,
+                    reason: format!("inventory header: {e}"),
+                })?;
+                header = Some(cols);
+                report.record::<()>(n, Ok(None), strict)?;
+                return Ok(std::ops::ControlFlow::Continue(()));
+            };
+            let result = parse_csv_row(line, cols, decode_keys, self.cohorts).map_err(|e| labelled(label, e));
+            if let Some(row) = report.record(n, result, strict)? {
+                f(row);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+    }
+
+    /// Reads one Parquet data file in batches; integer, boolean and time columns are read as numbers.
+    pub(crate) fn parquet(
+        &self,
+        path: &Path,
+        decode_keys: bool,
+        label: &str,
+        report: &mut ReadReport,
+        f: &mut dyn FnMut(RowFacts<'_>),
+    ) -> Result<(), ReadError> {
+        let names = column_names(path)?;
+        let cols =
+            Columns::from_names(&names).map_err(|e| ReadError::format(path, format!("parquet inventory: {e}")))?;
+        let read: Vec<(Field, usize)> = cols
+            .index
+            .iter()
+            .copied()
+            .filter(|(field, _)| self.cohorts || *field != Field::Cohort)
+            .collect();
+        let wanted: Vec<String> = read.iter().map(|(_, i)| names[*i].clone()).collect();
+        let mut number = 0u64;
+        for_each_batch(path, &wanted, |df| {
+            // Indexed by field (`Field as usize`): a row's cells are found without a search.
+            let mut columns: Vec<Column> = (0..FIELDS.len()).map(|_| Column::Missing).collect();
+            for (field, i) in &read {
+                columns[*field as usize] =
+                    Column::of(df, &names[*i], field.is_time()).map_err(|e| ReadError::parquet(path, e))?;
+            }
+            for r in 0..df.height() {
+                number += 1;
+                let result = row_from(|f| columns[f as usize].cell(r), decode_keys).map_err(|e| labelled(label, e));
+                if let Some(row) = report.record(number, result, self.options.strict)? {
+                    f(row);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn parse_csv_row<'a>(
+    line: &'a str,
     cols: &Columns,
     decode_keys: bool,
-    default_tenant: &str,
-) -> Result<Option<InventoryRow>, LineError> {
+    cohorts: bool,
+) -> Result<Option<RowFacts<'a>>, LineError> {
     let mut cells = Vec::with_capacity(cols.index.len() + 4);
     for c in csv_fields(line) {
         cells.push(c.map_err(LineError::new)?);
     }
     let get = |f: Field| {
+        if f == Field::Cohort && !cohorts {
+            return None;
+        }
         cols.index
             .iter()
             .find(|(g, _)| *g == f)
             .and_then(|(_, i)| cells.get(*i).cloned())
+            .map(Cell::Text)
     };
     if get(Field::Key).is_none() {
         return Err(LineError::new(format!("{} fields, no key", cells.len())));
     }
-    row_from(get, decode_keys, default_tenant)
+    row_from(get, decode_keys)
 }
 
-/// Reads one Parquet inventory file in batches.
-pub(crate) fn read_parquet(
-    path: &Path,
-    options: &InventoryOptions,
-    decode_keys: bool,
-    label: &str,
-    report: &mut ReadReport,
-    f: &mut dyn FnMut(InventoryRow),
-) -> Result<(), ReadError> {
-    let names = column_names(path)?;
-    let cols = Columns::from_names(&names).map_err(|e| ReadError::format(path, format!("parquet inventory: {e}")))?;
-    let wanted: Vec<String> = cols.index.iter().map(|(_, i)| names[*i].clone()).collect();
-    let mut number = 0u64;
-    for_each_batch(path, &wanted, |df| {
-        let mut values: Vec<(Field, Values)> = Vec::with_capacity(FIELDS.len());
-        for (field, i) in &cols.index {
-            let name = Some(names[*i].as_str());
-            let v = if field.is_time() {
-                time_values(df, name)
-            } else {
-                text_values(df, name)
+/// One inventory column of a Parquet batch, typed.
+enum Column {
+    Int(Int64Chunked),
+    UInt(UInt64Chunked),
+    Str(StringChunked),
+    Missing,
+}
+
+impl Column {
+    /// Times become Unix seconds ([`time_values`]); 64-bit unsigned integers stay unsigned, other integers and
+    /// booleans become `i64`; anything else is read as text.
+    fn of(df: &DataFrame, name: &str, time: bool) -> PolarsResult<Self> {
+        let values = if time {
+            time_values(df, Some(name))?
+        } else {
+            let col = df.column(name)?;
+            match col.dtype() {
+                DataType::UInt64 => return Ok(Self::UInt(col.u64()?.clone())),
+                DataType::Boolean => Values::Int(col.cast(&DataType::Int64)?.i64()?.clone()),
+                dt if dt.is_integer() => Values::Int(col.cast(&DataType::Int64)?.i64()?.clone()),
+                _ => text_values(df, Some(name))?,
             }
-            .map_err(|e| ReadError::parquet(path, e))?;
-            values.push((*field, v));
+        };
+        Ok(match values {
+            Values::Int(ca) => Self::Int(ca),
+            Values::Str(ca) => Self::Str(ca),
+            Values::Missing => Self::Missing,
+        })
+    }
+
+    fn cell(&self, row: usize) -> Option<Cell<'_>> {
+        match self {
+            Self::Int(ca) => ca.get(row).map(Cell::Int),
+            Self::UInt(ca) => ca.get(row).map(Cell::UInt),
+            Self::Str(ca) => ca.get(row).map(|s| Cell::Text(Cow::Borrowed(s))),
+            Self::Missing => None,
         }
-        for r in 0..df.height() {
-            number += 1;
-            let get = |f: Field| values.iter().find(|(g, _)| *g == f).and_then(|(_, v)| v.text(r));
-            let result = row_from(get, decode_keys, &options.default_tenant).map_err(|e| {
-                if label.is_empty() {
-                    e
-                } else {
-                    LineError::new(format!("{label}: {}", e.reason))
-                }
-            });
-            if let Some(row) = report.record(number, result, options.strict)? {
-                f(row);
-            }
-        }
-        Ok(())
-    })
+    }
 }
 
 #[cfg(test)]
@@ -210,22 +284,23 @@ mod tests {
             "t0,img/2024/a_300x200.jpg,52311,1700000000,1700000000,STANDARD,team-a,false,,0,,popular",
             &generic_columns(),
             false,
-            "",
+            true,
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .into_row("");
         assert_eq!(row.record.key, "img/2024/a_300x200.jpg");
         assert_eq!(row.record.size, Some(52_311));
         assert_eq!(row.record.retain_until, None);
         assert_eq!(row.cohort.as_deref(), Some("popular"));
-        assert!(parse_csv_row("t0", &generic_columns(), false, "").is_err());
-        assert!(parse_csv_row("t0,k,1,1,1,STANDARD,o,maybe,,0,,", &generic_columns(), false, "").is_err());
+        assert!(parse_csv_row("t0", &generic_columns(), false, true).is_err());
+        assert!(parse_csv_row("t0,k,1,1,1,STANDARD,o,maybe,,0,,", &generic_columns(), false, true).is_err());
     }
 
     proptest! {
         #[test]
         fn never_panics(line in ".{0,200}", decode in any::<bool>()) {
-            let _ = parse_csv_row(&line, &generic_columns(), decode, "");
+            let _ = parse_csv_row(&line, &generic_columns(), decode, true);
         }
 
         #[test]
@@ -247,7 +322,7 @@ mod tests {
             };
             let hold_text = if hold { "ON" } else { "OFF" };
             let line = format!("t1,{key_text},{size_text},{t},,GLACIER_IR,,{hold_text},{t},{refs},image/jpeg,c");
-            let row = parse_csv_row(&line, &generic_columns(), s3_encoded, "").unwrap().unwrap();
+            let row = parse_csv_row(&line, &generic_columns(), s3_encoded, true).unwrap().unwrap().into_row("");
             prop_assert_eq!(&row.record.key, &key);
             prop_assert_eq!(row.record.size, size);
             prop_assert_eq!(row.record.created, Some(created));

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::columns::Columns;
-use super::{InventoryOptions, InventoryRow, read_csv, read_parquet};
+use super::{Reader, RowFacts};
 use crate::error::ReadError;
 use crate::formats::{ReadReport, SourceFormat};
 
@@ -30,8 +30,8 @@ fn resolve(manifest_dir: &Path, key: &str) -> Option<PathBuf> {
 
 pub(super) fn read_manifest(
     path: &Path,
-    options: &InventoryOptions,
-    f: &mut dyn FnMut(InventoryRow),
+    reader: &Reader<'_>,
+    f: &mut dyn FnMut(RowFacts<'_>),
 ) -> Result<ReadReport, ReadError> {
     let text = std::fs::read_to_string(path).map_err(|e| ReadError::io(path, e))?;
     let manifest: serde_json::Value =
@@ -84,7 +84,7 @@ pub(super) fn read_manifest(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                read_csv(&data, Some(&columns), true, options, &label, &mut report, f)?;
+                reader.csv(&data, Some(&columns), true, &label, &mut report, f)?;
             }
             Ok(report)
         }
@@ -95,7 +95,7 @@ pub(super) fn read_manifest(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                read_parquet(&data, options, false, &label, &mut report, f)?;
+                reader.parquet(&data, false, &label, &mut report, f)?;
             }
             Ok(report)
         }

@@ -11,11 +11,12 @@
 //! (row groups handed out in turn, stats updated under per-stripe locks); the per-batch results are merged in file
 //! order, so every number, including which unknown keys make the capped tally, is the same for any thread count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use reprieve_core::hash::shard_of;
+use reprieve_core::history::RECENT_CAPACITY;
 use reprieve_core::prefix::{PrefixAccumulator, parent_prefix, top_prefix};
 use reprieve_core::{
     AccessEvent, AccessHistory, AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PrefixActivity, StorageClass,
@@ -23,7 +24,7 @@ use reprieve_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::index::{KeyIndex, hash_key};
+use super::index::{FastMap, KeyIndex, hash_key};
 use super::progress::Progress;
 use super::{BatchError, ScoreJob};
 use crate::error::ReadError;
@@ -32,7 +33,7 @@ use crate::formats::parquet::BatchPlan;
 use crate::formats::{
     LogFormat, MAX_REPORTED_MALFORMED, ReadOptions, ReadReport, SourceFormat, detect_format, for_each_event,
 };
-use crate::inventory::for_each_inventory_row;
+use crate::inventory::{RowFacts, for_each_inventory_facts, row_hint};
 
 /// Most distinct (tenant, key) pairs not in the inventory that are tallied one by one; beyond it further new
 /// keys are only counted in the totals (and `distinct_keys` becomes a lower bound).
@@ -105,13 +106,13 @@ const NONE: u32 = u32::MAX;
 /// Interned strings (tenants, owners, content types): id -> string and back.
 #[derive(Debug, Default)]
 struct Strings {
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
     names: Vec<String>,
 }
 
 impl Strings {
     fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        if let Some(id) = self.get(s) {
             return id;
         }
         let id = self.names.len() as u32;
@@ -197,6 +198,28 @@ struct Updates {
 
 const FLUSH_EVERY: usize = 1 << 16;
 
+/// Updates whose stats are touched together before any is folded in (see [`touch`]).
+const TOUCH_BLOCK: usize = 32;
+
+/// Reads a few fields spread over each of these stats, in a loop with nothing else to do: their cache misses are
+/// then in flight together instead of one after another inside [`HistoryStats::observe`] (which on a large
+/// inventory misses the cache for nearly every read).
+#[inline]
+fn touch(stats: &[HistoryStats], slots: &[u32]) {
+    let mut sum = 0u64;
+    for &s in slots {
+        let st = &stats[s as usize];
+        sum ^= st.count
+            ^ st.decayed_fixed[3]
+            ^ (st.day_bits as u64)
+            ^ (st.week_bits as u64)
+            ^ u64::from(st.window_counts[4])
+            ^ u64::from(st.recent_ages[0])
+            ^ u64::from(st.recent_ages[RECENT_CAPACITY - 1]);
+    }
+    std::hint::black_box(sum);
+}
+
 impl Updates {
     fn new() -> Self {
         Self {
@@ -222,13 +245,20 @@ impl Updates {
             }
             let mut stripe = stripe.lock().unwrap_or_else(PoisonError::into_inner);
             let Stripe { slots, stats } = &mut *stripe;
-            for &(local, ts) in updates.iter() {
-                let slot = &mut slots[local as usize];
-                if *slot == NONE {
-                    *slot = stats.len() as u32;
-                    stats.push(HistoryStats::new(at));
+            let mut at_slot = [0u32; TOUCH_BLOCK];
+            for block in updates.chunks(TOUCH_BLOCK) {
+                for (&(local, _), s) in block.iter().zip(&mut at_slot) {
+                    let slot = &mut slots[local as usize];
+                    if *slot == NONE {
+                        *slot = stats.len() as u32;
+                        stats.push(HistoryStats::new(at));
+                    }
+                    *s = *slot;
                 }
-                stats[*slot as usize].observe(ts);
+                touch(stats, &at_slot[..block.len()]);
+                for (&(_, ts), &s) in block.iter().zip(&at_slot) {
+                    stats[s as usize].observe(ts);
+                }
             }
             updates.clear();
         }
@@ -240,7 +270,7 @@ impl Updates {
 /// (`<tenant length>:<tenant><key>`) so that a repeated key is counted without allocating.
 #[derive(Debug, Default)]
 struct FirstSeen {
-    ids: HashMap<Box<str>, usize>,
+    ids: FastMap<Box<str>, usize>,
     counts: Vec<(Box<str>, u64)>,
     buf: String,
 }
@@ -277,7 +307,7 @@ impl FirstSeen {
 #[derive(Debug, Default)]
 struct UnknownTally {
     reads: u64,
-    keys: HashMap<Box<str>, u64>,
+    keys: FastMap<Box<str>, u64>,
     distinct_keys: u64,
     capped: bool,
 }
@@ -366,11 +396,11 @@ struct Table {
     facts: Vec<Facts>,
     stripes: Vec<Mutex<Stripe>>,
     /// (tenant id, prefix) as `tenant id (4 bytes LE) + prefix` -> prefix id.
-    parent_ids: HashMap<Box<[u8]>, u32>,
-    top_ids: HashMap<Box<[u8]>, u32>,
+    parent_ids: FastMap<Box<[u8]>, u32>,
+    top_ids: FastMap<Box<[u8]>, u32>,
 }
 
-fn intern_prefix(map: &mut HashMap<Box<[u8]>, u32>, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
+fn intern_prefix(map: &mut FastMap<Box<[u8]>, u32>, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
     buf.clear();
     buf.extend_from_slice(&tenant.to_le_bytes());
     buf.extend_from_slice(prefix.as_bytes());
@@ -604,15 +634,25 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     let mut duplicate_rows = 0u64;
     let mut too_many = false;
     let mut prefix_buf = Vec::new();
-    let inventory_report = for_each_inventory_row(&job.inventory, &job.inventory_options, |row| {
-        let record = row.record;
+    if let Some(rows) = row_hint(&job.inventory) {
+        // Key bytes are a guess: the arena grows if they are longer, and pages never written cost nothing.
+        table.index.reserve(rows, rows.saturating_mul(64));
+        table.facts.reserve(rows);
+        for stripe in &mut stripes {
+            stripe.slots.reserve(rows / STRIPES + 1);
+        }
+    }
+    let default_tenant = job.inventory_options.default_tenant.as_str();
+    let mut add = |row: RowFacts<'_>| {
         let index = table.facts.len();
         if index >= MAX_OBJECTS as usize {
             too_many = true;
             return;
         }
-        let tenant = table.tenants.intern(&record.tenant);
-        match table.index.insert(tenant, &record.key) {
+        let tenant_name = row.tenant.as_deref().unwrap_or(default_tenant);
+        let key = row.key.as_ref();
+        let tenant = table.tenants.intern(tenant_name);
+        match table.index.insert(tenant, key) {
             Some(Ok(_)) => {}
             Some(Err(_)) => {
                 duplicate_rows += 1;
@@ -623,38 +663,32 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
                 return;
             }
         }
-        let parent = intern_prefix(
-            &mut table.parent_ids,
-            &mut prefix_buf,
-            tenant,
-            &parent_prefix(&record.key),
-        );
-        let top = intern_prefix(&mut table.top_ids, &mut prefix_buf, tenant, top_prefix(&record.key));
-        let in_shard = job
-            .shard
-            .is_none_or(|(i, n)| shard_of(&record.tenant, &record.key, n) == i);
+        let parent = intern_prefix(&mut table.parent_ids, &mut prefix_buf, tenant, &parent_prefix(key));
+        let top = intern_prefix(&mut table.top_ids, &mut prefix_buf, tenant, top_prefix(key));
+        let in_shard = job.shard.is_none_or(|(i, n)| shard_of(tenant_name, key, n) == i);
         let flag = |set: bool, flag: u8| if set { flag } else { 0 };
         table.facts.push(Facts {
-            size: record.size.unwrap_or(0),
-            created: record.created.unwrap_or(0),
-            modified: record.modified.unwrap_or(0),
-            retain_until: record.retain_until.unwrap_or(0),
-            owner: table.owners.intern_opt(record.owner.as_deref()),
-            content_type: table.content_types.intern_opt(record.content_type.as_deref()),
-            live_references: record.live_references,
+            size: row.size.unwrap_or(0),
+            created: row.created.unwrap_or(0),
+            modified: row.modified.unwrap_or(0),
+            retain_until: row.retain_until.unwrap_or(0),
+            owner: table.owners.intern_opt(row.owner.as_deref()),
+            content_type: table.content_types.intern_opt(row.content_type.as_deref()),
+            live_references: row.live_references,
             parent,
             top,
-            storage_class: record.storage_class,
-            flags: flag(record.size.is_some(), HAS_SIZE)
-                | flag(record.created.is_some(), HAS_CREATED)
-                | flag(record.modified.is_some(), HAS_MODIFIED)
-                | flag(record.retain_until.is_some(), HAS_RETAIN_UNTIL)
-                | flag(record.legal_hold, LEGAL_HOLD)
+            storage_class: row.storage_class,
+            flags: flag(row.size.is_some(), HAS_SIZE)
+                | flag(row.created.is_some(), HAS_CREATED)
+                | flag(row.modified.is_some(), HAS_MODIFIED)
+                | flag(row.retain_until.is_some(), HAS_RETAIN_UNTIL)
+                | flag(row.legal_hold, LEGAL_HOLD)
                 | flag(in_shard, IN_SHARD),
         });
         stripes[index % STRIPES].slots.push(NONE);
         progress.tick("inventory objects", table.facts.len() as u64);
-    })?;
+    };
+    let inventory_report = for_each_inventory_facts(&job.inventory, &job.inventory_options, false, &mut add)?;
     if too_many {
         return Err(BatchError::TooManyObjects {
             path: job.inventory.clone(),
@@ -709,10 +743,11 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     }
     let parents: Vec<PrefixActivity> = parents.iter().map(PrefixAccumulator::finish).collect();
     let tops: Vec<PrefixActivity> = tops.iter().map(PrefixAccumulator::finish).collect();
-    table.parent_ids = HashMap::new();
-    table.top_ids = HashMap::new();
+    table.parent_ids = FastMap::default();
+    table.top_ids = FastMap::default();
 
     let order = sorted_shard(&table);
+    progress.done("prefix activity and order", order.len() as u64);
     let history_complete_since = job.history_complete_since.or(totals.earliest).map(|s| s.min(at));
     Ok(Aggregated {
         table,
@@ -733,6 +768,9 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     })
 }
 
+/// Words of a key's head compared before the key itself when sorting.
+const HEAD_WORDS: usize = 3;
+
 /// The shard's object indices sorted by (tenant, key), bytewise as `str` compares; the two halves are sorted on
 /// two threads and merged.
 fn sorted_shard(table: &Table) -> Vec<u32> {
@@ -743,22 +781,28 @@ fn sorted_shard(table: &Table) -> Vec<u32> {
     for (r, &t) in by_name.iter().enumerate() {
         rank[t as usize] = r as u32;
     }
-    // (tenant rank, first 8 key bytes big-endian, object): a cheap first comparison, the keys only on a tie.
+    // (tenant rank, first 24 key bytes as big-endian words, object): a cheap first comparison that settles all
+    // but keys sharing their first 24 bytes (keys share long prefixes: comparing them in the arena is a cache
+    // miss each); the keys themselves only on a tie.
     let head = |i: usize| {
         let bytes = table.index.key_bytes(i);
-        let mut word = [0u8; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
-        u64::from_be_bytes(word)
+        let mut words = [0u64; HEAD_WORDS];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_be_bytes(word);
+        }
+        words
     };
-    let mut items: Vec<(u32, u64, u32)> = table
+    type Item = (u32, [u64; HEAD_WORDS], u32);
+    let mut items: Vec<Item> = table
         .facts
         .iter()
         .enumerate()
         .filter(|(_, f)| f.flags & IN_SHARD != 0)
         .map(|(i, _)| (rank[table.index.tenant(i) as usize], head(i), i as u32))
         .collect();
-    let cmp = |a: &(u32, u64, u32), b: &(u32, u64, u32)| {
+    let cmp = |a: &Item, b: &Item| {
         (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
             table
                 .index

@@ -58,6 +58,48 @@ pub(crate) fn hash_key(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Builds [`FastHasher`]s: for the batch scorer's in-process maps keyed by text (prefixes, owners, keys not in the
+/// inventory), where SipHash's protection against chosen keys costs more than it buys.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHash;
+
+/// [`hash_key`] over everything written, chained.
+#[derive(Debug)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = (self.0.rotate_left(23) ^ hash_key(bytes)).wrapping_mul(MUL);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(MUL);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// A map with [`FastHash`].
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FastHash>;
+
 /// The table hash of a key (by [`hash_key`]) in a tenant.
 #[inline]
 fn slot_hash(key_hash: u64, tenant: u32) -> u64 {
@@ -203,6 +245,19 @@ impl KeyIndex {
         }
     }
 
+    /// Makes room for `objects` more objects whose keys take about `key_bytes` in all, so that the table is not
+    /// re-hashed (nor the arena copied) while an inventory of known size is read.
+    pub(crate) fn reserve(&mut self, objects: usize, key_bytes: usize) {
+        self.arena.reserve(key_bytes);
+        self.ends.reserve(objects);
+        let wanted = ((self.ends.len() + objects) * 10 / 7 + 1).next_power_of_two();
+        if wanted > self.slots.len() {
+            self.slots = vec![0; wanted / 2];
+            self.grow();
+            debug_assert_eq!(self.slots.len(), wanted);
+        }
+    }
+
     /// Releases spare capacity once the inventory is read.
     pub(crate) fn shrink(&mut self) {
         self.arena.shrink_to_fit();
@@ -220,6 +275,8 @@ mod tests {
         for i in 0..5_000u32 {
             assert_eq!(index.insert(i % 3, &format!("k/{i}")), Some(Ok(i)));
         }
+        assert_eq!(index.insert(1, "k/4"), Some(Err(4)));
+        index.reserve(100_000, 1 << 20);
         assert_eq!(index.insert(1, "k/4"), Some(Err(4)));
         assert_eq!(index.insert(0, "k/4"), Some(Ok(5_000)));
         assert_eq!(index.insert(MAX_TENANTS, "k/new"), None);

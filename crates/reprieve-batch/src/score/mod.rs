@@ -210,10 +210,11 @@ impl Objects for aggregate::Aggregated {
     }
 }
 
-/// One scored chunk: the objects and their verdicts, in order.
-type ScoredChunk<'a> = (Vec<Cow<'a, PreparedObject>>, Vec<Scored>);
+/// One scored chunk: the objects, their verdicts and their rows of the scores file, in order.
+type ScoredChunk<'a> = (Vec<Cow<'a, PreparedObject>>, Vec<Scored>, Vec<ScoreRow>);
 
-/// Builds and scores objects `range` on up to `threads` threads; the verdicts come back in the objects' order.
+/// Builds and scores objects `range` on up to `threads` threads, and formats their rows; the verdicts come back in
+/// the objects' order.
 fn score_range<'a, O: Objects + ?Sized>(
     engine: &Engine,
     objects: &'a O,
@@ -226,7 +227,12 @@ fn score_range<'a, O: Objects + ?Sized>(
             .iter()
             .map(|o| score_object(engine, o, ScopeState::default()))
             .collect();
-        (built, scored)
+        let rows: Vec<ScoreRow> = built
+            .iter()
+            .zip(&scored)
+            .map(|(o, s)| ScoreRow::new(&o.record, &o.stats, &s.verdict))
+            .collect();
+        (built, scored, rows)
     };
     if threads <= 1 || range.len() < 1_024 {
         return score(range);
@@ -240,12 +246,14 @@ fn score_range<'a, O: Objects + ?Sized>(
         let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || score(part))).collect();
         let mut built = Vec::with_capacity(range.len());
         let mut scored = Vec::with_capacity(range.len());
+        let mut rows = Vec::with_capacity(range.len());
         for h in handles {
-            let (b, v) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let (b, v, r) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             built.extend(b);
             scored.extend(v);
+            rows.extend(r);
         }
-        (built, scored)
+        (built, scored, rows)
     })
 }
 
@@ -339,16 +347,16 @@ fn score_objects<O: Objects + ?Sized>(
         let mut next = (chunks > 0).then(|| spawn(0));
         for k in 0..chunks {
             let Some(handle) = next.take() else { break };
-            let (built, scored) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let (built, scored, rows) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             if k + 1 < chunks {
                 next = Some(spawn(k + 1));
             }
             if let Some(sink) = sink.as_mut() {
                 sink.record(&scored).map_err(BatchError::Sink)?;
             }
-            for (object, s) in built.iter().zip(scored) {
+            for ((object, s), row) in built.iter().zip(&scored).zip(rows) {
                 tally.add(&object.record, &object.stats, &s.verdict);
-                writer.push(ScoreRow::new(&object.record, &object.stats, s.verdict))?;
+                writer.push(row)?;
             }
             scored_objects += built.len() as u64;
             progress.tick_now("objects scored", scored_objects);
