@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
+use reprieve_batch::formats::BatchPlan;
 use reprieve_core::{FEATURE_COUNT, FEATURE_NAMES, FeatureSchema, FeatureVector, UnixSeconds, VerdictClass};
 use reprieve_model::train::ExtraRows;
 
@@ -318,16 +319,11 @@ pub fn read_feedback(path: &Path, extra: &mut ExtraRows) -> Result<FeedbackFile,
         .collect();
     let mut features = Vec::with_capacity(total);
     let mut reused = Vec::with_capacity(total);
+    // Row group by row group: reading slices of the whole file would decode every group before each slice.
+    let batches = BatchPlan::new(path, &columns)?;
     let mut offset = 0;
-    while offset < total {
-        let df = ParquetReader::new(open()?)
-            .with_columns(Some(columns.clone()))
-            .with_slice(Some((offset, CHUNK_ROWS)))
-            .finish()
-            .map_err(|e| parquet_error(path, e))?;
-        if df.height() == 0 {
-            break;
-        }
+    for i in 0..batches.len() {
+        let df = batches.read(i)?;
         read_batch(path, &df, offset, &current, &mut features, &mut reused)?;
         offset += df.height();
     }

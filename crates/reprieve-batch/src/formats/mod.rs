@@ -20,6 +20,8 @@ pub mod ibm_cos;
 pub(crate) mod parquet;
 pub mod s3;
 
+pub use parquet::BatchPlan;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -33,49 +33,72 @@ pub(crate) fn row_count(path: &Path) -> Result<usize, ReadError> {
 
 /// The batches of one Parquet file: row ranges aligned with its row groups (so that no row group is decoded
 /// twice), with the footer parsed once.
-pub(crate) struct BatchPlan {
+///
+/// Each batch is read through a copy of the footer that lists only its own row group: polars' reader, given a
+/// slice of the whole file, decodes every row group before the slice's start (measured: reading the 91st 1M-row
+/// group of a 99-group file took 7 s against 0.14 s for the first), which made the pass over a large file
+/// quadratic. A row group larger than [`BATCH_ROWS`] is still read in slices of it.
+#[derive(Debug)]
+pub struct BatchPlan {
     path: PathBuf,
     columns: Vec<String>,
-    metadata: FileMetadataRef,
-    /// `(first row, rows)` of each batch, in file order.
-    pub(crate) batches: Vec<(usize, usize)>,
+    /// Per row group: a footer listing only that group.
+    groups: Vec<FileMetadataRef>,
+    /// `(row group, first row within it, rows)` of each batch, in file order.
+    pub(crate) batches: Vec<(usize, usize, usize)>,
 }
 
 impl BatchPlan {
-    pub(crate) fn new(path: &Path, columns: &[String]) -> Result<Self, ReadError> {
+    /// Plans the batches of `columns` of the file at `path` (its footer is read once, here).
+    pub fn new(path: &Path, columns: &[String]) -> Result<Self, ReadError> {
         let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
         let mut reader = ParquetReader::new(file);
         let metadata = reader.get_metadata().map_err(|e| ReadError::parquet(path, e))?.clone();
         let mut batches = Vec::new();
-        let mut offset = 0usize;
-        for group in &metadata.row_groups {
+        let mut groups = Vec::with_capacity(metadata.row_groups.len());
+        for (g, group) in metadata.row_groups.iter().enumerate() {
             let rows = group.num_rows();
+            let mut one = (*metadata).clone();
+            one.row_groups = vec![group.clone()];
+            one.num_rows = rows;
+            one.max_row_group_height = rows;
+            groups.push(std::sync::Arc::new(one));
             let mut done = 0;
             while done < rows {
                 let take = (rows - done).min(BATCH_ROWS);
-                batches.push((offset + done, take));
+                batches.push((g, done, take));
                 done += take;
             }
-            offset += rows;
         }
         Ok(Self {
             path: path.to_path_buf(),
             columns: columns.to_vec(),
-            metadata,
+            groups,
             batches,
         })
     }
 
-    /// Decodes batch `i` (on the calling thread).
-    pub(crate) fn read(&self, i: usize) -> Result<DataFrame, ReadError> {
+    /// Batches in the file.
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// The file has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Decodes batch `i` (`< len()`, in file order) on the calling thread.
+    pub fn read(&self, i: usize) -> Result<DataFrame, ReadError> {
         let path = self.path.as_path();
-        let (offset, rows) = self.batches[i];
+        let (group, offset, rows) = self.batches[i];
         let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+        let whole_group = offset == 0 && rows == self.groups[group].num_rows;
         let mut reader = ParquetReader::new(file)
             .with_columns(Some(self.columns.clone()))
-            .with_slice(Some((offset, rows)))
+            .with_slice((!whole_group).then_some((offset, rows)))
             .read_parallel(ParallelStrategy::None);
-        reader.set_metadata(self.metadata.clone());
+        reader.set_metadata(self.groups[group].clone());
         reader.finish().map_err(|e| ReadError::parquet(path, e))
     }
 }

@@ -395,21 +395,45 @@ struct Table {
     content_types: Strings,
     facts: Vec<Facts>,
     stripes: Vec<Mutex<Stripe>>,
-    /// (tenant id, prefix) as `tenant id (4 bytes LE) + prefix` -> prefix id.
-    parent_ids: FastMap<Box<[u8]>, u32>,
-    top_ids: FastMap<Box<[u8]>, u32>,
+    parent_ids: PrefixIds,
+    top_ids: PrefixIds,
 }
 
-fn intern_prefix(map: &mut FastMap<Box<[u8]>, u32>, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
-    buf.clear();
-    buf.extend_from_slice(&tenant.to_le_bytes());
-    buf.extend_from_slice(prefix.as_bytes());
-    if let Some(&id) = map.get(buf.as_slice()) {
-        return id;
+/// Ids of (tenant, prefix) pairs, in order of first appearance.
+#[derive(Debug, Default)]
+struct PrefixIds {
+    /// `tenant id (4 bytes LE) + prefix` -> id.
+    ids: FastMap<Box<[u8]>, u32>,
+    /// The pair last asked for and its id: inventories listed in key order (S3 Inventory's order) ask for the
+    /// same prefix many rows in a row.
+    last: Vec<u8>,
+    last_id: u32,
+}
+
+impl PrefixIds {
+    fn intern(&mut self, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
+        buf.clear();
+        buf.extend_from_slice(&tenant.to_le_bytes());
+        buf.extend_from_slice(prefix.as_bytes());
+        if !self.ids.is_empty() && *buf == self.last {
+            return self.last_id;
+        }
+        let id = match self.ids.get(buf.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = self.ids.len() as u32;
+                self.ids.insert(buf.as_slice().into(), id);
+                id
+            }
+        };
+        self.last.clone_from(buf);
+        self.last_id = id;
+        id
     }
-    let id = map.len() as u32;
-    map.insert(buf.as_slice().into(), id);
-    id
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 impl Table {
@@ -663,8 +687,8 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
                 return;
             }
         }
-        let parent = intern_prefix(&mut table.parent_ids, &mut prefix_buf, tenant, &parent_prefix(key));
-        let top = intern_prefix(&mut table.top_ids, &mut prefix_buf, tenant, top_prefix(key));
+        let parent = table.parent_ids.intern(&mut prefix_buf, tenant, &parent_prefix(key));
+        let top = table.top_ids.intern(&mut prefix_buf, tenant, top_prefix(key));
         let in_shard = job.shard.is_none_or(|(i, n)| shard_of(tenant_name, key, n) == i);
         let flag = |set: bool, flag: u8| if set { flag } else { 0 };
         table.facts.push(Facts {
@@ -743,8 +767,8 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     }
     let parents: Vec<PrefixActivity> = parents.iter().map(PrefixAccumulator::finish).collect();
     let tops: Vec<PrefixActivity> = tops.iter().map(PrefixAccumulator::finish).collect();
-    table.parent_ids = FastMap::default();
-    table.top_ids = FastMap::default();
+    table.parent_ids = PrefixIds::default();
+    table.top_ids = PrefixIds::default();
 
     let order = sorted_shard(&table);
     progress.done("prefix activity and order", order.len() as u64);
@@ -926,7 +950,7 @@ fn parquet_events(
     let plan = BatchPlan::new(path, &columns.wanted())?;
     let mut first_rows = Vec::with_capacity(plan.batches.len());
     let mut rows = 0u64;
-    for &(_, n) in &plan.batches {
+    for &(_, _, n) in &plan.batches {
         first_rows.push(rows);
         rows += n as u64;
     }
