@@ -289,7 +289,7 @@ impl FeatureVector {
     }
 
     fn flag(&mut self, f: Feature, on: bool) {
-        self.set(f, if on { 1.0 } else { 0.0 });
+        self.0[f as usize] = if on { 1.0 } else { 0.0 };
     }
 }
 
@@ -398,7 +398,10 @@ pub fn extract_image_with_stats(
     };
     v.set(F::SinceLastReadDaysLog, log_days_or_age(silence));
     v.flag(F::NeverRead, stats.count == 0);
-    v.set(F::CoverageDaysLog, coverage_start.map_or(0.0, |s| log_days(at - s)));
+    v.set(
+        F::CoverageDaysLog,
+        coverage_start.map_or(0.0, |s| log_days_or_age(at - s)),
+    );
     let counts = stats.window_counts;
     for (f, n) in [
         F::Reads1dLog,

@@ -83,8 +83,8 @@ impl HistoryStats {
     }
 
     /// Records reads sorted ascending, all before `at`: the same as [`Self::observe`] on each, in far fewer steps
-    /// (window counts by binary search, the decayed counters only over the reads young enough to count, the most
-    /// recent reads taken from the end).
+    /// (window counts by binary search, the four decayed counters together and only over the reads young enough to
+    /// count, the most recent reads taken from the end).
     fn observe_sorted(&mut self, reads: &[UnixSeconds]) {
         let (Some(&oldest), Some(&newest)) = (reads.first(), reads.last()) else {
             return;
@@ -94,27 +94,35 @@ impl HistoryStats {
         self.count += reads.len() as u64;
         self.first = Some(self.first.map_or(oldest, |f| f.min(oldest)));
         self.last = Some(self.last.map_or(newest, |l| l.max(newest)));
-        // A read counts in a window when `at - t <= days * DAY`.
-        for (count, days) in self.window_counts.iter_mut().zip(COUNT_WINDOWS_DAYS) {
-            let inside = reads.len() - reads.partition_point(|&t| t < at - days * DAY);
-            *count = count.saturating_add(u32::try_from(inside).unwrap_or(u32::MAX));
+        // A read counts in a window when `at - t <= days * DAY`. The windows are nested: each is searched for
+        // among the reads of the next larger one.
+        let mut inside = reads;
+        for (count, days) in self.window_counts.iter_mut().zip(COUNT_WINDOWS_DAYS).rev() {
+            inside = &inside[inside.partition_point(|&t| t < at - days * DAY)..];
+            *count = count.saturating_add(u32::try_from(inside.len()).unwrap_or(u32::MAX));
         }
-        let tables = DECAY.get();
-        for (h, acc) in self.decayed_fixed.iter_mut().enumerate() {
-            // Reads at least `DECAY_CUTOFF[h]` old add nothing (see `decay_term_young`).
-            let young = &reads[reads.partition_point(|&t| at - t >= DECAY_CUTOFF[h])..];
-            // Every term is at most 2^32: a plain sum of fewer than 2^31 of them cannot overflow.
-            for chunk in young.chunks(1 << 30) {
-                let sum: u64 = chunk.iter().map(|&t| decay_term_young(&tables[h], h, at - t)).sum();
+        // Reads at least `DECAY_CUTOFF[3]` old add nothing to any counter (see `decay_terms`).
+        let young = &reads[reads.partition_point(|&t| at - t >= DECAY_CUTOFF[3])..];
+        let tables = DecayTables::get();
+        // Every term is at most 2^32: a plain sum of fewer than 2^31 of them cannot overflow.
+        for chunk in young.chunks(1 << 30) {
+            let mut sums = [0u64; 4];
+            for &t in chunk {
+                for (sum, term) in sums.iter_mut().zip(decay_terms(tables, at - t)) {
+                    *sum += term;
+                }
+            }
+            for (acc, sum) in self.decayed_fixed.iter_mut().zip(sums) {
                 *acc = acc.saturating_add(sum);
             }
         }
         // Day and week bitmaps from the reads of the last 128 weeks, newest first (ascending age). A day lies in
-        // one week, so reads on the day already marked change nothing: divide only when the day changes.
-        let mut day_ends = 0; // largest age on the day last marked
+        // one week, so reads on the day already marked change nothing, nor (past the 128 days of the day bitmap)
+        // reads in the week already marked: divide only when the day (the week) changes.
+        let mut marked_until = 0; // largest age on the day (the week) last marked
         for &t in reads.iter().rev() {
             let age = at - t;
-            if age <= day_ends {
+            if age <= marked_until {
                 continue;
             }
             let week = (age - 1) / WEEK;
@@ -125,8 +133,10 @@ impl HistoryStats {
             let day = (age - 1) / DAY;
             if day < 128 {
                 self.day_bits |= 1u128 << day;
+                marked_until = (day + 1) * DAY;
+            } else {
+                marked_until = (week + 1) * WEEK;
             }
-            day_ends = (day + 1) * DAY;
         }
         let recent = reads.iter().rev().take(RECENT_CAPACITY);
         if self.recent_len == 0 {
@@ -182,14 +192,10 @@ impl HistoryStats {
                 *count = count.saturating_add(1);
             }
         }
-        let tables = DECAY.get();
-        for (h, acc) in self.decayed_fixed.iter_mut().enumerate() {
-            let term = if age >= DECAY_CUTOFF[h] {
-                0
-            } else {
-                decay_term_young(&tables[h], h, age)
-            };
-            *acc = acc.saturating_add(term);
+        if age < DECAY_CUTOFF[3] {
+            for (acc, term) in self.decayed_fixed.iter_mut().zip(decay_terms(DecayTables::get(), age)) {
+                *acc = acc.saturating_add(term);
+            }
         }
         let day = (age - 1) / DAY;
         if day < 128 {
@@ -270,59 +276,88 @@ fn decay_term_exact(h: usize, age: i64) -> u64 {
     (weight * DECAY_SCALE) as u64
 }
 
-/// Relative distance to an integer below which [`decay_term_young`] defers to [`decay_term_exact`]. The table
-/// product is within 7 ulp (1.6e-15) of the true weight `2^(-age / half-life)`, and the definition's own value is
-/// within 8.1e-15 of it (three roundings of an argument of at most 33 ln 2 in magnitude, amplified by `exp`, plus
-/// `exp`'s own error, under 1 ulp in every libm in use): 1e-13 leaves a tenfold margin.
+/// Relative distance to an integer below which [`decay_terms`] defers to [`decay_term_exact`]. The table product
+/// is within 7 ulp (1.6e-15) of the true weight `2^(-age / half-life)`, and the definition's own value is within
+/// 8.1e-15 of it (three roundings of an argument of at most 33 ln 2 in magnitude, amplified by `exp`, plus `exp`'s
+/// own error, under 1 ulp in every libm in use): 1e-13 leaves a tenfold margin.
 const DECAY_MARGIN: f64 = 1e-13;
 
-/// [`decay_term_exact`] for `1 <= age < DECAY_CUTOFF[h]`, bit for bit, without calling `exp` for all but about one
-/// read in a thousand. The weight is a product of four table entries (one per byte of the age, which is below
-/// 2^29); when `weight * 2^32` is not within [`DECAY_MARGIN`] (relative) of an integer, the exact definition
-/// truncates to the same integer, otherwise the exact definition is computed.
+/// The terms a read `age` seconds old (`1 <= age < DECAY_CUTOFF[3]`) adds to the four decayed counters:
+/// [`decay_term_exact`] for those it is young enough for, 0 for the others, bit for bit, without calling `exp` for
+/// all but about one read in a thousand. Each weight is a product of four table entries (one per byte of the age,
+/// which is below 2^29), the four counters' side by side so that they are computed together; when `weight * 2^32`
+/// is not within [`DECAY_MARGIN`] (relative) of an integer, the exact definition truncates to the same integer,
+/// otherwise the exact definition is computed. A counter the read is too old for gets a weight of at most 2^-33
+/// (see [`DecayTables`]): a positive `weight * 2^32` of at most 1/2, far from an integer, truncated to 0.
 #[inline]
-fn decay_term_young(table: &DecayTable, h: usize, age: i64) -> u64 {
-    debug_assert!((1..DECAY_CUTOFF[h]).contains(&age));
+fn decay_terms(tables: &DecayTables, age: i64) -> [u64; 4] {
+    debug_assert!((1..DECAY_CUTOFF[3]).contains(&age));
     let a = age as usize;
-    // The top table is scaled by 2^32 (exactly: a power of two), so this is `weight * 2^32`.
-    let scaled = (table.bytes[0][a & 0xff] * table.bytes[1][(a >> 8) & 0xff])
-        * (table.bytes[2][(a >> 16) & 0xff] * table.top[(a >> 24) & 0x1f]);
-    // `scaled` is in [0.5, 2^32]: adding 2^52 rounds it to the nearest integer, which is then the low bits.
+    let rows = [
+        &tables.bytes[0][a & 0xff],
+        &tables.bytes[1][(a >> 8) & 0xff],
+        &tables.bytes[2][(a >> 16) & 0xff],
+        &tables.top[(a >> 24) & 0x1f],
+    ];
+    // `scaled` is in (0, 2^32]: adding 2^52 rounds it to the nearest integer, which is then the low bits.
     const ROUND: f64 = (1u64 << 52) as f64;
-    let shifted = scaled + ROUND;
-    let nearest = shifted - ROUND;
-    if (scaled - nearest).abs() > scaled * DECAY_MARGIN {
-        // Far from an integer: the definition truncates to the same one as `scaled`.
-        (shifted.to_bits() & ((1 << 52) - 1)) - u64::from(nearest > scaled)
-    } else {
-        decay_term_exact(h, age)
+    let mut terms = [0u64; 4];
+    let mut near_integer = false;
+    for (h, term) in terms.iter_mut().enumerate() {
+        // The top table is scaled by 2^32 (exactly: a power of two), so this is `weight * 2^32`.
+        let scaled = (rows[0][h] * rows[1][h]) * (rows[2][h] * rows[3][h]);
+        let shifted = scaled + ROUND;
+        let nearest = shifted - ROUND;
+        near_integer |= (scaled - nearest).abs() <= scaled * DECAY_MARGIN;
+        // Far from an integer, the definition truncates to the same one as `scaled`.
+        *term = (shifted.to_bits() & ((1 << 52) - 1)) - u64::from(nearest > scaled);
     }
+    if near_integer {
+        return decay_terms_exact(age);
+    }
+    debug_assert!((0..4).all(|h| age < DECAY_CUTOFF[h] || terms[h] == 0));
+    terms
 }
 
-/// Per half-life, `2^(-(b << 8i) / (half-life in seconds))` for every byte value `b` of byte `i` of an age.
+/// [`decay_terms`] by the definition, for the rare ages where a weight lies too close to an integer.
+#[cold]
+#[inline(never)]
+fn decay_terms_exact(age: i64) -> [u64; 4] {
+    std::array::from_fn(|h| {
+        if age < DECAY_CUTOFF[h] {
+            decay_term_exact(h, age)
+        } else {
+            0
+        }
+    })
+}
+
+/// Per byte value `b` of byte `i` of an age, `2^(-(b << 8i) / (half-life in seconds))` of each of the four
+/// half-lives, side by side. An entry for a part of an age beyond a counter's cutoff holds the weight of the cutoff
+/// itself, 2^-33: young ages never use it, and older ones then weigh at most 2^-33 without underflowing to 0.
 #[derive(Debug)]
-struct DecayTable {
-    bytes: [[f64; 256]; 3],
+struct DecayTables {
+    bytes: [[[f64; 4]; 256]; 3],
     /// The fourth byte (ages below [`DECAY_CUTOFF`] are below 2^29, so it is below 32), times 2^32.
-    top: [f64; 32],
+    top: [[f64; 4]; 32],
 }
 
-/// The decay tables of all four half-lives, built on first use.
-struct DecayTables(std::sync::OnceLock<Box<[DecayTable; 4]>>);
-
-static DECAY: DecayTables = DecayTables(std::sync::OnceLock::new());
+/// The decay tables, built on first use.
+static DECAY: std::sync::OnceLock<Box<DecayTables>> = std::sync::OnceLock::new();
 
 impl DecayTables {
-    fn get(&self) -> &[DecayTable; 4] {
-        self.0.get_or_init(|| {
-            Box::new(std::array::from_fn(|h| {
-                let half_life_secs = DECAY_HALF_LIVES_DAYS[h] * DAY as f64;
-                let entry = |v: usize| (-(v as f64) / half_life_secs).exp2();
-                DecayTable {
-                    bytes: std::array::from_fn(|i| std::array::from_fn(|b| entry(b << (8 * i)))),
-                    top: std::array::from_fn(|b| entry(b << 24) * DECAY_SCALE),
-                }
-            }))
+    fn get() -> &'static DecayTables {
+        DECAY.get_or_init(|| {
+            let entry = |v: usize| -> [f64; 4] {
+                std::array::from_fn(|h| {
+                    let v = v.min(DECAY_CUTOFF[h] as usize);
+                    (-(v as f64) / (DECAY_HALF_LIVES_DAYS[h] * DAY as f64)).exp2()
+                })
+            };
+            Box::new(DecayTables {
+                bytes: std::array::from_fn(|i| std::array::from_fn(|b| entry(b << (8 * i)))),
+                top: std::array::from_fn(|b| entry(b << 24).map(|w| w * DECAY_SCALE)),
+            })
         })
     }
 }

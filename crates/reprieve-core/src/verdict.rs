@@ -44,11 +44,13 @@ pub fn verdict_id(tenant: &str, key: &str, at: UnixSeconds, model_version: &str)
         h.write(part);
     }
     // 32 lower-case hex digits, most significant first (as `{:032x}` writes them).
-    let id = h.finish();
-    (0..32)
-        .rev()
-        .map(|digit| char::from(b"0123456789abcdef"[((id >> (4 * digit)) & 0xf) as usize]))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for byte in h.finish().to_be_bytes() {
+        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        id.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    id
 }
 
 #[cfg(test)]

@@ -230,6 +230,9 @@ enum Scorer {
         /// Weights and intercept with the standardization folded in.
         folded_weights: [f64; FEATURE_COUNT],
         folded_intercept: f64,
+        /// The (feature, folded weight) terms of the log-odds, in feature order, without those of a zero weight
+        /// unless the intercept is -0 (see [`Scorer::logit_terms`]).
+        terms: Vec<(usize, f64)>,
         /// Per-feature training means, for contributions.
         mean: [f64; FEATURE_COUNT],
     },
@@ -265,9 +268,36 @@ impl Scorer {
         Ok(Self::Logistic {
             folded_weights,
             folded_intercept,
+            terms: Self::logit_terms(&folded_weights, folded_intercept),
             mean: mean_arr,
         })
     }
+
+    /// The terms of the log-odds worth adding. Feature values are finite (a [`FeatureVector`] holds nothing else),
+    /// so a zero weight adds a zero, which leaves the sum as it is unless the sum is -0; and a sum is -0 only if
+    /// the intercept and every term before are. Leaving those terms out gives the same log-odds, bit for bit, in
+    /// fewer dependent additions.
+    fn logit_terms(folded_weights: &[f64; FEATURE_COUNT], folded_intercept: f64) -> Vec<(usize, f64)> {
+        let keep_all = folded_intercept.to_bits() == (-0.0f64).to_bits();
+        folded_weights
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, w)| keep_all || w != 0.0)
+            .collect()
+    }
+}
+
+/// The rank of feature `i`'s nonzero contribution `c` among contributions: larger for a larger magnitude, then for
+/// an earlier feature, which is the order contributions are listed in. The magnitude's bits order as `total_cmp`
+/// orders non-negative floats; the low half is the feature's index, reversed.
+fn contribution_rank(i: usize, c: f64) -> u128 {
+    (u128::from(c.abs().to_bits()) << 64) | u128::from(u64::MAX - i as u64)
+}
+
+/// The feature a [`contribution_rank`] belongs to.
+fn ranked_feature(rank: u128) -> usize {
+    (u64::MAX - rank as u64) as usize
 }
 
 /// Up to this many contributions are selected without sorting all of them.
@@ -418,13 +448,13 @@ impl Model {
     pub fn raw_logit(&self, features: &FeatureVector) -> f64 {
         match &self.scorer {
             Scorer::Logistic {
-                folded_weights,
                 folded_intercept,
+                terms,
                 ..
-            } => folded_weights
-                .iter()
-                .zip(features.values())
-                .fold(*folded_intercept, |z, (w, x)| z + w * x),
+            } => {
+                let x = features.values();
+                terms.iter().fold(*folded_intercept, |z, &(i, w)| z + w * x[i])
+            }
             Scorer::Tree(nodes) => nodes[crate::tree::walk(nodes, features.values(), |_| {})].log_odds,
         }
     }
@@ -478,20 +508,29 @@ impl Model {
             terms.sort_by(order);
             return terms.into_iter().take(top).map(contribution).collect();
         }
-        // The same `top` terms by selection: keep the best so far, sorted; a term enters only if it beats the last
-        // (features come in order, so among equal magnitudes the earlier one stays ahead, as the sort puts it).
-        let mut best = [(0usize, 0f64); SELECT_AT_MOST];
-        let mut len = 0;
+        // The same `top` terms by selection: keep the best so far by rank, descending; a term enters only if it
+        // outranks the last. Empty slots and zeros rank 0, below every term, so they never enter.
+        let mut best = [0u128; SELECT_AT_MOST];
         for (i, &c) in per_feature.iter().enumerate() {
-            if c == 0.0 || (len == top && order(&best[len - 1], &(i, c)).is_le()) {
+            let rank = if c == 0.0 { 0 } else { contribution_rank(i, c) };
+            if rank <= best[top - 1] {
                 continue;
             }
-            let at = best[..len].partition_point(|b| order(b, &(i, c)).is_le());
-            len = (len + 1).min(top);
-            best.copy_within(at..len - 1, at + 1);
-            best[at] = (i, c);
+            let mut at = top - 1;
+            while at > 0 && best[at - 1] < rank {
+                best[at] = best[at - 1];
+                at -= 1;
+            }
+            best[at] = rank;
         }
-        best[..len].iter().copied().map(contribution).collect()
+        let len = best[..top].iter().take_while(|&&rank| rank != 0).count();
+        best[..len]
+            .iter()
+            .map(|&rank| {
+                let i = ranked_feature(rank);
+                contribution((i, per_feature[i]))
+            })
+            .collect()
     }
 }
 
