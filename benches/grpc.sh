@@ -6,7 +6,8 @@
 #
 # Scenarios per server: closed-loop max throughput of unary Score with 1 and with 100 objects per request, of
 # ScoreStream with 100-object chunks, then open loop at half the measured unary (1 object) maximum; for ours also
-# issue 5's floors (open loop at 5,000 calls/s, ScoreStream with every verdict new). Results go
+# issue 5's floors (open loop at 5,000 calls/s, also with every verdict new; ScoreStream with every verdict new).
+# Open-loop unary calls are released by the load generator's pacing thread (see crates/reprieve-loadgen). Results go
 # to $BENCH_DIR/results.tsv and $BENCH_DIR/grpc/*.json. Everything listens on 127.0.0.1 only.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -82,6 +83,9 @@ scenarios ours "$OURS_PORT" 32
 # repeated requests' verdicts already recorded.
 load "grpc-ours-open5000-unary1" "$OURS_PORT" --mode unary --objects-per-request 1 --concurrency 64 --rate 5000
 load "grpc-ours-stream100-fresh" "$OURS_PORT" --mode stream --objects-per-request 100 --concurrency 8 --fresh-verdicts
+# The same open loop with every verdict new: each call then waits for a group commit and its fsync.
+load "grpc-ours-open5000-unary1-fresh" "$OURS_PORT" --mode unary --objects-per-request 1 --concurrency 64 --rate 5000 \
+  --fresh-verdicts
 stop_server
 
 log "theirs: grpcio + scikit-learn on 127.0.0.1:$THEIRS_PORT"

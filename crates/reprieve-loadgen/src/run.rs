@@ -7,7 +7,10 @@
 //!   request goes out as soon as the previous one is answered, and its latency is still measured from its intended
 //!   time, so a stall shows up as the latency every request scheduled during it would have seen (no coordinated
 //!   omission, as in wrk2). Give enough `concurrency` that one worker's share is well below what one connection
-//!   sustains.
+//!   sustains. Unary requests are released at their intended times by one pacing thread that sleeps on the
+//!   kernel's timer (typically tens of microseconds late), not by tokio's timer, which fires whole milliseconds
+//!   late (rounded up to its 1 ms tick): that lateness was charged to the server, about 1.5 ms at every
+//!   percentile.
 //!
 //! Workers are spread round-robin over `connections` HTTP/2 connections. In `stream` mode every worker holds one
 //! `ScoreStream` call open for the whole run and each "request" is one chunk and its response; up to
@@ -199,10 +202,18 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + config.warmup;
     let end = measure_from + config.duration;
+    let mut ticks = match (config.mode, config.rate) {
+        (Mode::Unary, Some(rate)) => pace(start, end, rate, config.concurrency)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut handles = Vec::with_capacity(config.concurrency);
     for i in 0..config.concurrency {
         let worker = Worker {
             index: i,
+            ticks: ticks.get_mut(i).and_then(Option::take),
             channel: channels[i % channels.len()].clone(),
             requests: requests.clone(),
             config: config.clone(),
@@ -253,8 +264,49 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     })
 }
 
+/// Releases open-loop requests at their intended times: one thread walks the whole schedule (request `i` at
+/// `start + i / rate`, worker `i % concurrency`, that worker's request `i / concurrency`, as
+/// [`Worker::intended`] computes it) and sends each worker the number of its request when it is due. A worker
+/// still waiting for an earlier answer finds the tick queued and sends at once: its latency still runs from the
+/// intended time.
+fn pace(
+    start: Instant,
+    end: Instant,
+    rate: f64,
+    concurrency: usize,
+) -> anyhow::Result<Vec<tokio::sync::mpsc::UnboundedReceiver<u64>>> {
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let concurrency = concurrency.max(1);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..concurrency)
+        .map(|_| tokio::sync::mpsc::unbounded_channel::<u64>())
+        .unzip();
+    let (start, end) = (start.into_std(), end.into_std());
+    std::thread::Builder::new()
+        .name("loadgen-pacer".into())
+        .spawn(move || {
+            for i in 0u64.. {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                if due >= end {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                // A worker that stopped (its connection failed) takes no more requests.
+                let _ = senders[(i % concurrency as u64) as usize].send(i / concurrency as u64);
+            }
+        })
+        .context("starting the pacing thread")?;
+    Ok(receivers)
+}
+
 struct Worker {
     index: usize,
+    /// Open-loop unary: the numbers of this worker's requests, each sent when it is due (see [`pace`]).
+    ticks: Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
     channel: Channel,
     requests: Vec<Bytes>,
     config: Config,
@@ -267,13 +319,14 @@ impl Worker {
     /// The intended send time of this worker's k-th request (open loop), or `None` in closed loop.
     fn intended(&self, k: u64) -> Option<Instant> {
         let rate = self.config.rate?;
-        let interval = self.config.concurrency as f64 / rate;
-        // Workers are staggered across one interval so that the aggregate schedule is even.
-        let offset = interval * self.index as f64 / self.config.concurrency as f64;
-        Some(self.start + Duration::from_secs_f64(offset + interval * k as f64))
+        // Workers are staggered across one interval so that the aggregate schedule is even: request `i` of the
+        // whole schedule is this worker's k-th when `i = index + k * concurrency` (the same rule as [`pace`]).
+        let i = self.index as u64 + k * self.config.concurrency.max(1) as u64;
+        Some(self.start + Duration::from_secs_f64(i as f64 / rate))
     }
 
-    async fn run(self) -> anyhow::Result<WorkerResult> {
+    async fn run(mut self) -> anyhow::Result<WorkerResult> {
+        let ticks = self.ticks.take();
         let mut result = WorkerResult {
             hist: new_histogram()?,
             ok: 0,
@@ -287,7 +340,7 @@ impl Worker {
             .max_encoding_message_size(usize::MAX);
         grpc.ready().await.context("connection not ready")?;
         match self.config.mode {
-            Mode::Unary => self.run_unary(grpc, &mut result).await?,
+            Mode::Unary => self.run_unary(grpc, ticks, &mut result).await?,
             Mode::Stream => self.run_stream(grpc, &mut result).await?,
         }
         Ok(result)
@@ -332,15 +385,29 @@ impl Worker {
         }
     }
 
-    async fn run_unary(&self, mut grpc: Grpc<Channel>, result: &mut WorkerResult) -> anyhow::Result<()> {
+    async fn run_unary(
+        &self,
+        mut grpc: Grpc<Channel>,
+        mut ticks: Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
+        result: &mut WorkerResult,
+    ) -> anyhow::Result<()> {
         let path = PathAndQuery::from_static("/reprieve.v1.ReuseScorer/Score");
         let mut k = 0u64;
         loop {
+            if let Some(ticks) = &mut ticks {
+                // The pacing thread stops at the end of the schedule.
+                let Some(due) = ticks.recv().await else { return Ok(()) };
+                k = due;
+            }
             let intended = self.intended(k);
-            if intended.unwrap_or_else(Instant::now) >= self.end || Instant::now() >= self.end {
+            // Paced requests due before the end are all sent, however late the worker is: dropping the latest
+            // ones would drop the worst latencies of a server that fell behind.
+            if intended.unwrap_or_else(Instant::now) >= self.end || (ticks.is_none() && Instant::now() >= self.end) {
                 return Ok(());
             }
-            if let Some(t) = intended {
+            if let Some(t) = intended
+                && ticks.is_none()
+            {
                 tokio::time::sleep_until(t).await;
             }
             let sent = Instant::now();

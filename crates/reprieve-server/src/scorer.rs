@@ -3,9 +3,11 @@
 //! With a feedback store, each object's scope is checked against the precision breakers (an open one turns
 //! `DELETE_CANDIDATE` into `REVIEW` with `PRECISION_BREAKER`), and every verdict is handed to the audit trail and
 //! acknowledged there **before** the response that carries it is sent: a verdict that reached a client is in the
-//! audit trail (with `audit_durability = "fsync"`, on disk). A stream scores its chunks on the blocking pool, several
-//! at a time (one per core over the whole server), overlaps their audit commits with the scoring of the next ones,
-//! and answers its chunks in order.
+//! audit trail (with `audit_durability = "fsync"`, on disk). Verdicts are looked up by id before they are encoded:
+//! one found in the audit trail already is neither encoded nor queued (the writer would only count a duplicate),
+//! and a request whose verdicts are all there (and on disk, with `"fsync"`) is answered without waiting for a group
+//! commit. A stream scores its chunks on the blocking pool, several at a time (one per core over the whole
+//! server), overlaps their audit commits with the scoring of the next ones, and answers its chunks in order.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +17,13 @@ use reprieve_proto::FieldError;
 use reprieve_proto::convert::{record_from_pb, verdict_to_pb};
 use reprieve_proto::v1::reuse_scorer_server::ReuseScorer;
 use reprieve_proto::v1::{self, ScoreRequest, ScoreResponse, ScoreStreamRequest, ScoreStreamResponse};
-use reprieve_store::EncodedVerdict;
+use reprieve_store::{Ack, EncodedVerdict};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use crate::config::AuditDurability;
 use crate::error::{RequestError, to_status};
 use crate::state::{AppState, LoadedModel, now_unix};
 use crate::telemetry::Call;
@@ -34,11 +37,15 @@ const AUDIT_PIPELINE: usize = 2;
 /// How many chunks of a stream may wait to be scored, or be scored, beyond the one being staged for the audit.
 const SCORING_PIPELINE: usize = 2;
 
-/// A scored batch: the wire verdicts, and the same verdicts encoded for the audit trail (empty without a store).
+/// A scored batch: the wire verdicts, and those of them not in the audit trail yet, encoded for it (none without a
+/// store).
 #[derive(Debug)]
 pub struct ScoredBatch {
     pub verdicts: Vec<v1::Verdict>,
     pub audit: Vec<EncodedVerdict>,
+    /// Some verdicts were found in the audit trail before their commit was known to be on disk: the answer waits
+    /// for a flush even if `audit` is empty.
+    pub flush: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +113,12 @@ pub fn score_batch(
     let schema_hash = &model.engine.model.artifact().feature_schema.hash;
     let mut verdicts = Vec::with_capacity(records.len());
     let mut audit = Vec::with_capacity(if feedback.is_some() { records.len() } else { 0 });
+    // Whether each verdict is audited already is looked up here, in parallel, rather than by the writer thread
+    // that every audited verdict passes through (it then only checks the commits since); and before the verdict
+    // is encoded: one found in the audit trail is neither encoded nor queued (the writer would only count it as a
+    // duplicate).
+    let mut check = feedback.map(|f| f.store().check_verdicts());
+    let store_error = |e: reprieve_store::StoreError| RequestError::Store(e.to_string());
     for (i, record) in records.iter().enumerate() {
         if deadline::expired(deadline) {
             return Err(late(i));
@@ -119,33 +132,50 @@ pub fn score_batch(
             tally.add(&scored.verdict);
         }
         verdicts.push(verdict_to_pb(&scored.verdict));
-        if feedback.is_some() {
+        if let Some(check) = &mut check
+            && !check.present(&scored.verdict.verdict_id).map_err(store_error)?
+        {
             // The encoding happens here, on the thread that scored (for stream chunks a blocking-pool thread, so
             // encodings run in parallel), straight from the verdict and its features: nothing copied.
-            let encoded = EncodedVerdict::from_parts(&scored.verdict, scored.features.values(), schema_hash, "grpc")
-                .map_err(|e| RequestError::Store(e.to_string()))?;
+            let mut encoded =
+                EncodedVerdict::from_parts(&scored.verdict, scored.features.values(), schema_hash, "grpc")
+                    .map_err(store_error)?;
+            check.absent(&mut encoded);
             audit.push(encoded);
         }
     }
-    if let Some(feedback) = feedback {
-        // Whether each verdict is audited already is looked up here too, in parallel, rather than by the writer
-        // thread that every audited verdict passes through (it then only checks the commits since).
-        feedback
-            .store()
-            .precheck(&mut audit)
-            .map_err(|e| RequestError::Store(e.to_string()))?;
+    // With fsync durability, verdicts found in the audit trail but not yet known to be on disk (their commit's
+    // flush still running) are answered only after a flush: an empty durable job in the writer's queue.
+    let mut flush = false;
+    if let (Some(feedback), Some(check)) = (feedback, check) {
+        let found = check.found();
+        if found > 0 {
+            state.telemetry.record_audit(Ack {
+                duplicates: u32::try_from(found).unwrap_or(u32::MAX),
+                ..Ack::default()
+            });
+        }
+        let durable = check.finish().durable;
+        flush = found > 0 && !durable && feedback.settings().audit_durability == AuditDurability::Fsync;
     }
     if let Some(tally) = tally {
         state.telemetry.record_verdicts(tally);
     }
-    Ok(ScoredBatch { verdicts, audit })
+    Ok(ScoredBatch { verdicts, audit, flush })
 }
 
 /// Hands a scored batch's verdicts to the audit trail (waiting for room in the writer's queue) and returns the
-/// acknowledgement to await before the verdicts may leave; `None` without a store or verdicts.
-async fn queue_audit(state: &AppState, audit: Vec<EncodedVerdict>) -> Result<Option<Pending>, RequestError> {
+/// acknowledgement to await before the verdicts may leave; `None` without a store, or with nothing to write nor
+/// to wait for (`flush`: verdicts found in the audit trail whose commit may not be on disk yet).
+async fn queue_audit(
+    state: &AppState,
+    audit: Vec<EncodedVerdict>,
+    flush: bool,
+) -> Result<Option<Pending>, RequestError> {
     match state.feedback() {
-        Some(feedback) if !audit.is_empty() => feedback.audit(audit).await.map(Some).map_err(RequestError::Write),
+        Some(feedback) if !audit.is_empty() || flush => {
+            feedback.audit(audit).await.map(Some).map_err(RequestError::Write)
+        }
         _ => Ok(None),
     }
 }
@@ -176,7 +206,7 @@ impl ReuseScorer for ScorerService {
             let scored =
                 score_batch(&self.state, &model, request.objects, at, "objects", deadline).map_err(to_status)?;
             let audit = async {
-                let pending = queue_audit(&self.state, scored.audit).await?;
+                let pending = queue_audit(&self.state, scored.audit, scored.flush).await?;
                 audited(&self.state, pending).await
             };
             match deadline {
@@ -256,7 +286,7 @@ impl ReuseScorer for ScorerService {
                                     ))));
                                 }
                             };
-                            let pending = match queue_audit(&state, scored.audit).await {
+                            let pending = match queue_audit(&state, scored.audit, scored.flush).await {
                                 Ok(pending) => pending,
                                 Err(e) => return Some(End::Fail(chunk_status(index, e))),
                             };

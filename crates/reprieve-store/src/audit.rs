@@ -572,6 +572,58 @@ mod tests {
         assert!(store.verdict("a").expect("read").is_some());
     }
 
+    /// Verdicts looked up before they are encoded: found or not, and on disk only once a flush has followed the
+    /// commit that applied them. A group with nothing to write applies no batch.
+    #[test]
+    fn verdicts_checked_before_encoding_know_whether_they_are_on_disk() {
+        use crate::{Store, StoreConfig, WriteRequest};
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
+        let encoded = |id: &str| {
+            let mut r = record();
+            r.verdict.verdict_id = id.into();
+            EncodedVerdict::new(&r).expect("encodes")
+        };
+        let write = |records: &[EncodedVerdict], durable: bool| {
+            let mut answers = store
+                .write_group(&[WriteRequest::Verdicts(records)], durable)
+                .expect("commit");
+            let ack = answers.pop().expect("one answer").expect("accepted");
+            (ack.accepted, ack.duplicates)
+        };
+        let mut check = store.check_verdicts();
+        assert!(!check.present("a").expect("lookup"));
+        let mut a = encoded("a");
+        check.absent(&mut a);
+        assert!(matches!(a.checked, Some(Checked::Absent(_))));
+        assert_eq!(check.found(), 0);
+        assert!(!check.finish().all_present);
+        assert_eq!(write(&[a.clone()], true), (1, 0));
+        // Found, and on disk: its commit was flushed.
+        let mut check = store.check_verdicts();
+        assert!(check.present("a").expect("lookup"));
+        assert_eq!(check.found(), 1);
+        let found = check.finish();
+        assert!(found.all_present && found.durable, "{found:?}");
+        // Written without a flush: found, but not known to be on disk until a flush.
+        assert_eq!(write(&[encoded("b")], false), (1, 0));
+        let mut check = store.check_verdicts();
+        assert!(check.present("b").expect("lookup"));
+        assert!(!check.finish().durable);
+        store.flush().expect("flush");
+        let mut check = store.check_verdicts();
+        assert!(check.present("b").expect("lookup"));
+        assert!(check.finish().durable);
+        // Only duplicates: nothing applied, nothing to flush.
+        let applied = store.applying.load(Ordering::Acquire);
+        assert_eq!(write(&[encoded("a"), encoded("b")], true), (0, 2));
+        assert_eq!(store.applying.load(Ordering::Acquire), applied);
+        let mut all = [encoded("a"), encoded("b")];
+        let found = store.precheck(&mut all).expect("precheck");
+        assert!(found.all_present && found.durable, "{found:?}");
+    }
+
     #[test]
     fn non_finite_values_are_refused() {
         let mut r = record();

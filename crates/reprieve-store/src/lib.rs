@@ -11,7 +11,10 @@
 //! writer thread uses it so that concurrent requests share an fsync); each request still gets its own [`Ack`].
 //! Verdicts are encoded for the audit trail by [`EncodedVerdict::new`], outside the writer lock; the stored
 //! record is a compact binary encoding with the feature vector as raw doubles (see the `audit` module; records in
-//! the two earlier formats are still read).
+//! the two earlier formats are still read). [`Store::check_verdicts`] (or [`Store::precheck`]) looks verdicts up
+//! by id beforehand, on the callers' threads, and says whether the ones found are on disk, so that verdicts
+//! already audited need not be encoded or queued at all. A group with nothing to write (only duplicates) applies
+//! no batch: sled would still log an empty batch, and the flush would fsync it.
 //!
 //! # Matching restores
 //! A restore of (tenant, key) at `t` is matched to the latest action on that object that is not `Ignored`, with
@@ -99,6 +102,69 @@ pub struct Store {
     recent: Mutex<RecentVerdicts>,
     /// How many group commits wrote verdicts (`RecentVerdicts::done`, readable without a lock).
     verdict_commits: AtomicU64,
+    /// How many commits have started applying their batch, how many have finished (commits are serialised by
+    /// `writer`, so the two differ only during one), and how many of those were on disk when the latest successful
+    /// flush returned: a record read from the tree is durable once `flushed` reaches the `applying` read after the
+    /// read (see [`Store::precheck`]).
+    applying: AtomicU64,
+    applied: AtomicU64,
+    flushed: AtomicU64,
+}
+
+/// Verdicts looked up by id before they are encoded (see [`Store::check_verdicts`]).
+#[derive(Debug)]
+pub struct VerdictCheck<'a> {
+    store: &'a Store,
+    commits: u64,
+    /// The `V` key of the latest lookup (reused).
+    key: Vec<u8>,
+    present: usize,
+    absent: usize,
+}
+
+impl VerdictCheck<'_> {
+    /// Whether the verdict `verdict_id` is in the audit trail.
+    pub fn present(&mut self, verdict_id: &str) -> Result<bool, StoreError> {
+        self.key.truncate(1);
+        self.key.extend_from_slice(verdict_id.as_bytes());
+        let present = self.store.db.contains_key(&self.key)?;
+        if present {
+            self.present += 1;
+        } else {
+            self.absent += 1;
+        }
+        Ok(present)
+    }
+
+    /// Records on `record`, encoded after [`VerdictCheck::present`] found its id absent, that it was absent when
+    /// this check began: staging it then only checks the commits since.
+    pub fn absent(&self, record: &mut EncodedVerdict) {
+        record.checked = Some(audit::Checked::Absent(self.commits));
+    }
+
+    /// How many verdicts were found present.
+    pub fn found(&self) -> usize {
+        self.present
+    }
+
+    /// What the lookups found: all present or not, and whether the ones found were all on disk.
+    pub fn finish(self) -> Prechecked {
+        // Read after the lookups: whatever they found was applied by one of the first `applying` commits.
+        let applying = self.store.applying.load(Ordering::Acquire);
+        Prechecked {
+            all_present: self.absent == 0,
+            durable: self.store.flushed.load(Ordering::Acquire) >= applying,
+        }
+    }
+}
+
+/// What [`Store::precheck`] found about a whole request's verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Prechecked {
+    /// Every verdict was in the audit trail already: writing them would only count duplicates.
+    pub all_present: bool,
+    /// Every verdict found was on disk (flushed) when it was found (from [`Store::precheck`]: and all were found).
+    pub durable: bool,
 }
 
 /// Most group commits, and most verdict ids over them, that [`RecentVerdicts`] remembers. A verdict checked
@@ -171,6 +237,10 @@ struct Pending {
 }
 
 impl Pending {
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.verdicts.is_empty() && self.appends.is_empty()
+    }
+
     fn append(&mut self, k: sled::IVec, v: sled::IVec) {
         self.appends.push((k, v));
     }
@@ -335,6 +405,9 @@ impl Store {
             open: RwLock::new(OpenSet::new()),
             recent: Mutex::new(RecentVerdicts::default()),
             verdict_commits: AtomicU64::new(0),
+            applying: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
         };
         {
             let mut guard = store.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -358,18 +431,29 @@ impl Store {
         &self.config
     }
 
-    /// Applies `pending` as one atomic batch; with `durable`, flushes (fsync) before returning.
+    /// Applies `pending` as one atomic batch; with `durable`, flushes (fsync) before returning. Nothing to write
+    /// (a group of duplicates) applies no batch: an empty sled batch still appends a manifest to the log, which
+    /// the flush would then write and fsync for nothing.
     fn commit(&self, pending: Pending, durable: bool) -> Result<(), StoreError> {
-        self.db.apply_batch(pending.into_batch())?;
+        if !pending.is_empty() {
+            self.applying.fetch_add(1, Ordering::AcqRel);
+            let applied = self.db.apply_batch(pending.into_batch());
+            // Failed or not, the attempt is over: a later flush covers whatever of it was applied.
+            self.applied.fetch_add(1, Ordering::AcqRel);
+            applied?;
+        }
         if durable {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(())
     }
 
-    /// Makes every write applied so far durable (what a buffered writer calls on its timer).
+    /// Makes every write applied so far durable (what a buffered writer calls on its timer). Cheap when nothing
+    /// was written since the last flush.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let applied = self.applied.load(Ordering::Acquire);
         self.db.flush()?;
+        self.flushed.fetch_max(applied, Ordering::AcqRel);
         Ok(())
     }
 
@@ -458,17 +542,43 @@ impl Store {
     /// writer thread every audited verdict passes through. Optional: a record not checked, or checked longer ago
     /// than the store remembers, is looked up while staged. Call it on the threads that encode, so the lookups run
     /// in parallel.
-    pub fn precheck(&self, records: &mut [EncodedVerdict]) -> Result<(), StoreError> {
+    ///
+    /// The answer says whether every record was found, and whether they were all on disk: a commit's records
+    /// are on disk once a flush that began after its batch was applied has returned, so the records found are
+    /// durable when the flushes have caught up with the commits applied by the end of the lookups. A caller may
+    /// then answer with these verdicts without queueing them (writing them would only count duplicates).
+    pub fn precheck(&self, records: &mut [EncodedVerdict]) -> Result<Prechecked, StoreError> {
         // Read before the lookups: every commit up to `g` is visible to them; later ones are remembered.
         let g = self.verdict_commits.load(Ordering::Acquire);
+        let mut all_present = true;
         for r in records {
-            r.checked = Some(if self.db.contains_key(&r.verdict_key)? {
+            let present = self.db.contains_key(&r.verdict_key)?;
+            all_present &= present;
+            r.checked = Some(if present {
                 audit::Checked::Present(g)
             } else {
                 audit::Checked::Absent(g)
             });
         }
-        Ok(())
+        // Read after the lookups: whatever they found was applied by one of the first `applying` commits.
+        let applying = self.applying.load(Ordering::Acquire);
+        let durable = all_present && self.flushed.load(Ordering::Acquire) >= applying;
+        Ok(Prechecked { all_present, durable })
+    }
+
+    /// Starts looking up a request's verdicts by id, one at a time, **before** encoding them: a verdict found in
+    /// the audit trail need not be encoded nor queued at all (the writer would only count it as a duplicate), and
+    /// one found absent is encoded and then marked with [`VerdictCheck::absent`], as [`Store::precheck`] would.
+    /// [`VerdictCheck::finish`] says whether the verdicts found were all on disk.
+    pub fn check_verdicts(&self) -> VerdictCheck<'_> {
+        VerdictCheck {
+            store: self,
+            // Read before the lookups, as in `precheck`.
+            commits: self.verdict_commits.load(Ordering::Acquire),
+            key: vec![VERDICT],
+            present: 0,
+            absent: 0,
+        }
     }
 
     fn stage_verdicts(
