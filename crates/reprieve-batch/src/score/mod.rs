@@ -210,29 +210,34 @@ impl Objects for aggregate::Aggregated {
     }
 }
 
-/// One scored chunk: the objects, their verdicts and their rows of the scores file, in order.
-type ScoredChunk<'a> = (Vec<Cow<'a, PreparedObject>>, Vec<Scored>, Vec<ScoreRow>);
+/// One scored chunk: the rows of the scores file in order, the report's tally of the chunk, and the verdicts in
+/// order when they are wanted (for a [`VerdictSink`]; else empty).
+type ScoredChunk = (Vec<ScoreRow>, Tally, Vec<Scored>);
 
-/// Builds and scores objects `range` on up to `threads` threads, and formats their rows; the verdicts come back in
-/// the objects' order.
-fn score_range<'a, O: Objects + ?Sized>(
+/// Builds, scores, formats and tallies objects `range` on up to `threads` threads; each object is dropped on the
+/// thread that built it as soon as its row is made. `window_start`: the report's window (see [`Tally::new`]).
+fn score_range<O: Objects + ?Sized>(
     engine: &Engine,
-    objects: &'a O,
+    objects: &O,
     range: std::ops::Range<usize>,
     threads: usize,
-) -> ScoredChunk<'a> {
+    window_start: Option<i64>,
+    keep_verdicts: bool,
+) -> ScoredChunk {
     let score = |part: std::ops::Range<usize>| {
-        let built: Vec<Cow<'a, PreparedObject>> = part.map(|n| objects.get(n)).collect();
-        let scored: Vec<Scored> = built
-            .iter()
-            .map(|o| score_object(engine, o, ScopeState::default()))
-            .collect();
-        let rows: Vec<ScoreRow> = built
-            .iter()
-            .zip(&scored)
-            .map(|(o, s)| ScoreRow::new(&o.record, &o.stats, &s.verdict))
-            .collect();
-        (built, scored, rows)
+        let mut rows = Vec::with_capacity(part.len());
+        let mut tally = Tally::new(window_start);
+        let mut verdicts = Vec::with_capacity(if keep_verdicts { part.len() } else { 0 });
+        for n in part {
+            let object = objects.get(n);
+            let scored = score_object(engine, &object, ScopeState::default());
+            rows.push(ScoreRow::new(&object.record, &object.stats, &scored.verdict));
+            tally.add(&object.record, &object.stats, &scored.verdict);
+            if keep_verdicts {
+                verdicts.push(scored);
+            }
+        }
+        (rows, tally, verdicts)
     };
     if threads <= 1 || range.len() < 1_024 {
         return score(range);
@@ -244,16 +249,16 @@ fn score_range<'a, O: Objects + ?Sized>(
         .collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || score(part))).collect();
-        let mut built = Vec::with_capacity(range.len());
-        let mut scored = Vec::with_capacity(range.len());
         let mut rows = Vec::with_capacity(range.len());
+        let mut tally = Tally::new(window_start);
+        let mut verdicts = Vec::new();
         for h in handles {
-            let (b, v, r) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            built.extend(b);
-            scored.extend(v);
+            let (r, t, v) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             rows.extend(r);
+            tally.merge(t);
+            verdicts.extend(v);
         }
-        (built, scored, rows)
+        (rows, tally, verdicts)
     })
 }
 
@@ -323,9 +328,9 @@ pub fn score_prepared(
     score_objects(job, prepared.objects.as_slice(), facts, engine, sink)
 }
 
-/// Scores `objects` chunk by chunk and writes their rows: the next chunk is built and scored on worker threads
-/// while this thread hands the current one to the sink, the tally and the scores file, so that at most two chunks
-/// of records exist at a time.
+/// Scores `objects` chunk by chunk and writes their rows: the next chunk is built, scored, formatted and tallied on
+/// worker threads while this thread hands the current one to the sink and the scores file, so that at most two
+/// chunks of rows exist at a time.
 fn score_objects<O: Objects + ?Sized>(
     job: &ScoreJob,
     objects: &O,
@@ -342,23 +347,26 @@ fn score_objects<O: Objects + ?Sized>(
     let chunk = |k: usize| k * SCORE_CHUNK..((k + 1) * SCORE_CHUNK).min(total);
     let chunks = total.div_ceil(SCORE_CHUNK);
     let mut scored_objects = 0u64;
+    let window_start = facts.history_complete_since;
+    let keep_verdicts = sink.is_some();
     std::thread::scope(|s| {
-        let spawn = |k: usize| s.spawn(move || score_range(engine, objects, chunk(k), threads));
+        let spawn =
+            |k: usize| s.spawn(move || score_range(engine, objects, chunk(k), threads, window_start, keep_verdicts));
         let mut next = (chunks > 0).then(|| spawn(0));
         for k in 0..chunks {
             let Some(handle) = next.take() else { break };
-            let (built, scored, rows) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let (rows, chunk_tally, verdicts) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             if k + 1 < chunks {
                 next = Some(spawn(k + 1));
             }
             if let Some(sink) = sink.as_mut() {
-                sink.record(&scored).map_err(BatchError::Sink)?;
+                sink.record(&verdicts).map_err(BatchError::Sink)?;
             }
-            for ((object, s), row) in built.iter().zip(&scored).zip(rows) {
-                tally.add(&object.record, &object.stats, &s.verdict);
+            tally.merge(chunk_tally);
+            scored_objects += rows.len() as u64;
+            for row in rows {
                 writer.push(row)?;
             }
-            scored_objects += built.len() as u64;
             progress.tick_now("objects scored", scored_objects);
         }
         Ok::<_, BatchError>(())

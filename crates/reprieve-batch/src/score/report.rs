@@ -231,6 +231,32 @@ impl Tally {
         }
     }
 
+    /// Adds the counts of another tally (of other objects, with the same window) to this one.
+    pub(crate) fn merge(&mut self, other: Tally) {
+        let add = |a: &mut Counts, b: Counts| {
+            a.objects += b.objects;
+            a.bytes += b.bytes;
+        };
+        add(&mut self.objects, other.objects);
+        self.reads += other.reads;
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            add(a, b);
+        }
+        for ((all, unused), (b_all, b_unused)) in self.by_storage.iter_mut().zip(other.by_storage) {
+            add(all, b_all);
+            add(unused, b_unused);
+        }
+        for (key, c) in other.prefixes {
+            add(self.prefixes.entry(key).or_default(), c);
+        }
+        for (key, c) in other.owners {
+            add(self.owners.entry(key).or_default(), c);
+        }
+        for (a, b) in self.held.iter_mut().zip(other.held) {
+            add(a, b);
+        }
+    }
+
     /// The report's numbers; the caller fills in the run's facts (`at`, reports, outputs...).
     pub(crate) fn finish(self, at: UnixSeconds, prices: &PriceTable) -> TallyResult {
         let by_class = VerdictClass::ALL
