@@ -340,7 +340,7 @@ fn score_objects<O: Objects + ?Sized>(
 ) -> Result<ScoreSummary, BatchError> {
     let format = check(job)?;
     let mut progress = Progress::new(job.progress);
-    let mut writer = ScoresWriter::create(&job.out, format)?;
+    let writer = ScoresWriter::create(&job.out, format)?;
     let mut tally = Tally::new(facts.history_complete_since);
     let threads = aggregate::threads();
     let total = objects.count();
@@ -349,30 +349,41 @@ fn score_objects<O: Objects + ?Sized>(
     let mut scored_objects = 0u64;
     let window_start = facts.history_complete_since;
     let keep_verdicts = sink.is_some();
-    std::thread::scope(|s| {
+    let scores = std::thread::scope(|s| {
+        // The scores file is written on its own thread, so that encoding a row group never holds up the scoring.
+        let (to_writer, rows_in) = std::sync::mpsc::sync_channel::<ToWriter>(2);
+        let writing = s.spawn(move || write_rows(writer, rows_in));
         let spawn =
             |k: usize| s.spawn(move || score_range(engine, objects, chunk(k), threads, window_start, keep_verdicts));
-        let mut next = (chunks > 0).then(|| spawn(0));
-        for k in 0..chunks {
-            let Some(handle) = next.take() else { break };
-            let (rows, chunk_tally, verdicts) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            if k + 1 < chunks {
-                next = Some(spawn(k + 1));
+        let scoring = (|| {
+            let mut next = (chunks > 0).then(|| spawn(0));
+            for k in 0..chunks {
+                let Some(handle) = next.take() else { break };
+                let (rows, chunk_tally, verdicts) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                if k + 1 < chunks {
+                    next = Some(spawn(k + 1));
+                }
+                if let Some(sink) = sink.as_mut() {
+                    sink.record(&verdicts).map_err(BatchError::Sink)?;
+                }
+                tally.merge(chunk_tally);
+                scored_objects += rows.len() as u64;
+                if to_writer.send(ToWriter::Rows(rows)).is_err() {
+                    // The writer stopped on an error, which it returns below.
+                    return Ok(());
+                }
+                progress.tick_now("objects scored", scored_objects);
             }
-            if let Some(sink) = sink.as_mut() {
-                sink.record(&verdicts).map_err(BatchError::Sink)?;
-            }
-            tally.merge(chunk_tally);
-            scored_objects += rows.len() as u64;
-            for row in rows {
-                writer.push(row)?;
-            }
-            progress.tick_now("objects scored", scored_objects);
-        }
-        Ok::<_, BatchError>(())
+            // The writer finishes the file only when told to: without this it removes the partial file.
+            let _ = to_writer.send(ToWriter::Finish);
+            Ok::<_, BatchError>(())
+        })();
+        drop(to_writer);
+        let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        scoring?;
+        written?.ok_or_else(|| BatchError::io(&job.out, std::io::Error::other("the scores writer stopped early")))
     })?;
     progress.done("objects scored", scored_objects);
-    let scores = writer.finish()?;
 
     let t = tally.finish(job.at, &job.prices);
     Ok(ScoreSummary {
@@ -402,6 +413,32 @@ fn score_objects<O: Objects + ?Sized>(
             report_json: None,
         },
     })
+}
+
+/// What the scoring thread hands the writer thread.
+enum ToWriter {
+    Rows(Vec<ScoreRow>),
+    /// Every row was sent: finish the file.
+    Finish,
+}
+
+/// The writer thread: writes the rows it receives and, on [`ToWriter::Finish`], finishes the file (`Some(path)`).
+/// If the channel closes first (the run failed) the writer is dropped, which removes its partial file (`None`).
+fn write_rows(
+    mut writer: ScoresWriter,
+    rows_in: std::sync::mpsc::Receiver<ToWriter>,
+) -> Result<Option<PathBuf>, BatchError> {
+    for message in rows_in {
+        match message {
+            ToWriter::Rows(rows) => {
+                for row in rows {
+                    writer.push(row)?;
+                }
+            }
+            ToWriter::Finish => return writer.finish().map(Some),
+        }
+    }
+    Ok(None)
 }
 
 /// Writes the Markdown report to `md_path` and the JSON report beside it, and records both in
