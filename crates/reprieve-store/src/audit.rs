@@ -351,6 +351,22 @@ mod tests {
 
     const RECENT_COMMITS_FOR_TESTS: usize = crate::RECENT_COMMITS;
 
+    /// The test record with verdict id `id`, encoded.
+    fn encoded(id: &str) -> EncodedVerdict {
+        let mut r = record();
+        r.verdict.verdict_id = id.into();
+        EncodedVerdict::new(&r).expect("encodes")
+    }
+
+    /// Commits one request of `records` as its own group: (accepted, duplicates).
+    fn write(store: &crate::Store, records: &[EncodedVerdict], durable: bool) -> (u32, u32) {
+        let mut answers = store
+            .write_group(&[crate::WriteRequest::Verdicts(records)], durable)
+            .expect("commit");
+        let ack = answers.pop().expect("one answer").expect("accepted");
+        (ack.accepted, ack.duplicates)
+    }
+
     fn record() -> AuditRecord {
         AuditRecord {
             verdict: Verdict {
@@ -524,26 +540,15 @@ mod tests {
     /// commits that the store no longer remembers them (looked up again).
     #[test]
     fn prechecked_verdicts_are_recorded_once() {
-        use crate::{Store, StoreConfig, WriteRequest};
+        use crate::{Store, StoreConfig};
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
-        let encoded = |id: &str| {
-            let mut r = record();
-            r.verdict.verdict_id = id.into();
-            EncodedVerdict::new(&r).expect("encodes")
-        };
         let checked = |ids: &[&str]| {
             let mut out: Vec<_> = ids.iter().map(|id| encoded(id)).collect();
             store.precheck(&mut out).expect("precheck");
             out
         };
-        let write = |records: &[EncodedVerdict]| {
-            let mut answers = store
-                .write_group(&[WriteRequest::Verdicts(records)], true)
-                .expect("commit");
-            let ack = answers.pop().expect("one answer").expect("accepted");
-            (ack.accepted, ack.duplicates)
-        };
+        let write = |records: &[EncodedVerdict]| write(&store, records, true);
         // Absent, then present; twice in one request: once.
         let first = checked(&["a", "a"]);
         assert!(first.iter().all(|r| matches!(r.checked, Some(Checked::Absent(_)))));
@@ -576,22 +581,11 @@ mod tests {
     /// commit that applied them. A group with nothing to write applies no batch.
     #[test]
     fn verdicts_checked_before_encoding_know_whether_they_are_on_disk() {
-        use crate::{Store, StoreConfig, WriteRequest};
+        use crate::{Store, StoreConfig};
         use std::sync::atomic::Ordering;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
-        let encoded = |id: &str| {
-            let mut r = record();
-            r.verdict.verdict_id = id.into();
-            EncodedVerdict::new(&r).expect("encodes")
-        };
-        let write = |records: &[EncodedVerdict], durable: bool| {
-            let mut answers = store
-                .write_group(&[WriteRequest::Verdicts(records)], durable)
-                .expect("commit");
-            let ack = answers.pop().expect("one answer").expect("accepted");
-            (ack.accepted, ack.duplicates)
-        };
+        let write = |records: &[EncodedVerdict], durable: bool| write(&store, records, durable);
         let mut check = store.check_verdicts();
         assert!(!check.present("a").expect("lookup"));
         let mut a = encoded("a");
