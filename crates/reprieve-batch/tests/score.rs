@@ -644,3 +644,26 @@ fn parquet_events_in_many_row_groups_equal_the_plain_reader() {
     let line = format!(":{}: ", report.first_malformed[0].0);
     assert!(e.to_string().contains(&line), "{e} (want {line})");
 }
+
+/// A sink that refuses every chunk.
+struct FailingSink;
+
+impl reprieve_batch::score::VerdictSink for FailingSink {
+    fn record(&mut self, _: &[reprieve_model::Scored]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err("the audit trail is unavailable".into())
+    }
+}
+
+/// A run whose verdicts cannot be recorded fails with the sink's error and leaves no scores file, finished or
+/// partial (the scores are written on their own thread, which must not finish the file).
+#[test]
+fn a_failing_sink_stops_the_run_and_leaves_no_scores_file() {
+    let s = synth(300);
+    let out = s.dir.join("scores.parquet");
+    let job = ScoreJob::new(&s.inventory, vec![s.events.clone()], s.at, &out);
+    let engine = engine();
+    let err = reprieve_batch::score::run_score_into(&job, &engine, Some(&mut FailingSink)).expect_err("fails");
+    assert!(err.to_string().contains("the audit trail is unavailable"), "{err}");
+    assert!(!out.exists());
+    assert!(!s.dir.join("scores.parquet.partial").exists());
+}

@@ -51,6 +51,11 @@ pub struct BatchPlan {
 impl BatchPlan {
     /// Plans the batches of `columns` of the file at `path` (its footer is read once, here).
     pub fn new(path: &Path, columns: &[String]) -> Result<Self, ReadError> {
+        Self::with_batch_rows(path, columns, BATCH_ROWS)
+    }
+
+    /// [`Self::new`] with batches of at most `batch_rows` rows (tests use small ones).
+    fn with_batch_rows(path: &Path, columns: &[String], batch_rows: usize) -> Result<Self, ReadError> {
         let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
         let mut reader = ParquetReader::new(file);
         let metadata = reader.get_metadata().map_err(|e| ReadError::parquet(path, e))?.clone();
@@ -65,7 +70,7 @@ impl BatchPlan {
             groups.push(std::sync::Arc::new(one));
             let mut done = 0;
             while done < rows {
-                let take = (rows - done).min(BATCH_ROWS);
+                let take = (rows - done).min(batch_rows.max(1));
                 batches.push((g, done, take));
                 done += take;
             }
@@ -212,4 +217,47 @@ pub(crate) fn find_column<'a>(names: &'a [String], aliases: &[&str]) -> Option<&
             .find(|n| n.trim().eq_ignore_ascii_case(a))
             .map(String::as_str)
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every row once, in file order, whether a batch is a whole row group or a slice of one.
+    #[test]
+    fn batches_cover_every_row_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.parquet");
+        let n: i64 = 100;
+        let mut df = DataFrame::new(
+            n as usize,
+            vec![
+                Column::new("v".into(), (0..n).collect::<Vec<i64>>()),
+                Column::new("w".into(), (0..n).map(|i| format!("k{i}")).collect::<Vec<String>>()),
+            ],
+        )
+        .unwrap();
+        ParquetWriter::new(File::create(&path).unwrap())
+            .with_row_group_size(Some(7))
+            .finish(&mut df)
+            .unwrap();
+        for batch_rows in [1_000, 7, 3, 1] {
+            let plan = BatchPlan::with_batch_rows(&path, &["w".to_owned(), "v".to_owned()], batch_rows).unwrap();
+            assert!(plan.groups.len() > 1, "{} row groups", plan.groups.len());
+            let mut seen = Vec::new();
+            for i in 0..plan.len() {
+                let batch = plan.read(i).unwrap();
+                assert!(batch.height() <= batch_rows && batch.height() > 0);
+                let v = batch.column("v").unwrap().i64().unwrap().clone();
+                let w = batch.column("w").unwrap().str().unwrap().clone();
+                for (v, w) in v.iter().zip(w.iter()) {
+                    let v = v.unwrap();
+                    assert_eq!(w.unwrap(), format!("k{v}"));
+                    seen.push(v);
+                }
+            }
+            assert_eq!(seen, (0..n).collect::<Vec<i64>>(), "batches of {batch_rows} rows");
+        }
+    }
 }
