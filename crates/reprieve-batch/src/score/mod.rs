@@ -14,9 +14,9 @@
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
-//!    the server), chunk by chunk on worker threads, and written, sorted by (tenant, key), to the scores file (see
-//!    [`SCORE_COLUMNS`]). With
-//!    [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
+//!    the server), chunk by chunk on worker threads that also format its row and tally it for the report, and the
+//!    rows are written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]) on a thread of their
+//!    own. With [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
 //! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
 //!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
 //!    malformed-line counts and the reads for keys not in the inventory.
