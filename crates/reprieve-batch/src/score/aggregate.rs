@@ -402,33 +402,36 @@ struct Table {
 /// Ids of (tenant, prefix) pairs, in order of first appearance.
 #[derive(Debug, Default)]
 struct PrefixIds {
-    /// `tenant id (4 bytes LE) + prefix` -> id.
-    ids: FastMap<Box<[u8]>, u32>,
+    /// (tenant id, prefix) -> id: the same compact index as the keys'.
+    ids: KeyIndex,
     /// The pair last asked for and its id: inventories listed in key order (S3 Inventory's order) ask for the
     /// same prefix many rows in a row.
-    last: Vec<u8>,
-    last_id: u32,
+    last: Option<(u32, String, u32)>,
 }
 
 impl PrefixIds {
-    fn intern(&mut self, buf: &mut Vec<u8>, tenant: u32, prefix: &str) -> u32 {
-        buf.clear();
-        buf.extend_from_slice(&tenant.to_le_bytes());
-        buf.extend_from_slice(prefix.as_bytes());
-        if !self.ids.is_empty() && *buf == self.last {
-            return self.last_id;
+    /// The id of (tenant, prefix), new ones numbered in order of first appearance; `None` when the index is full
+    /// (the prefixes would take more than its arena's 1 TiB).
+    fn intern(&mut self, tenant: u32, prefix: &str) -> Option<u32> {
+        if let Some((t, p, id)) = &self.last
+            && *t == tenant
+            && p == prefix
+        {
+            return Some(*id);
         }
-        let id = match self.ids.get(buf.as_slice()) {
-            Some(&id) => id,
-            None => {
-                let id = self.ids.len() as u32;
-                self.ids.insert(buf.as_slice().into(), id);
-                id
-            }
+        let id = match self.ids.insert(tenant, prefix)? {
+            Ok(id) | Err(id) => id,
         };
-        self.last.clone_from(buf);
-        self.last_id = id;
-        id
+        match &mut self.last {
+            Some((t, p, last_id)) => {
+                *t = tenant;
+                p.clear();
+                p.push_str(prefix);
+                *last_id = id;
+            }
+            None => self.last = Some((tenant, prefix.to_owned(), id)),
+        }
+        Some(id)
     }
 
     fn len(&self) -> usize {
@@ -657,7 +660,6 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     let mut stripes: Vec<Stripe> = (0..STRIPES).map(|_| Stripe::default()).collect();
     let mut duplicate_rows = 0u64;
     let mut too_many = false;
-    let mut prefix_buf = Vec::new();
     if let Some(rows) = row_hint(&job.inventory) {
         // Key bytes are a guess: the arena grows if they are longer, and pages never written cost nothing.
         table.index.reserve(rows, rows.saturating_mul(64));
@@ -687,8 +689,13 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
                 return;
             }
         }
-        let parent = table.parent_ids.intern(&mut prefix_buf, tenant, &parent_prefix(key));
-        let top = table.top_ids.intern(&mut prefix_buf, tenant, top_prefix(key));
+        let (Some(parent), Some(top)) = (
+            table.parent_ids.intern(tenant, &parent_prefix(key)),
+            table.top_ids.intern(tenant, top_prefix(key)),
+        ) else {
+            too_many = true;
+            return;
+        };
         let in_shard = job.shard.is_none_or(|(i, n)| shard_of(tenant_name, key, n) == i);
         let flag = |set: bool, flag: u8| if set { flag } else { 0 };
         table.facts.push(Facts {

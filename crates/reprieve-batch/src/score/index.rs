@@ -114,7 +114,6 @@ fn slot_hash(key_hash: u64, tenant: u32) -> u64 {
 
 impl KeyIndex {
     /// Objects indexed.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
