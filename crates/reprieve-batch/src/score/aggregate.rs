@@ -763,21 +763,29 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
         .collect();
     let stats_of = |i: usize| stripes[i % STRIPES].get(i / STRIPES);
 
-    // 3. Prefix activity over every inventory object (not only the shard's), so that shards add up.
+    // 3. Prefix activity over every inventory object (not only the shard's), so that shards add up; computed on a
+    //    thread of its own while the shard's objects are sorted.
     let empty = HistoryStats::new(at);
-    let mut parents = vec![PrefixAccumulator::new(at); table.parent_ids.len()];
-    let mut tops = vec![PrefixAccumulator::new(at); table.top_ids.len()];
-    for (i, f) in table.facts.iter().enumerate() {
-        let stats = stats_of(i).unwrap_or(&empty);
-        parents[f.parent as usize].add(stats);
-        tops[f.top as usize].add(stats);
-    }
-    let parents: Vec<PrefixActivity> = parents.iter().map(PrefixAccumulator::finish).collect();
-    let tops: Vec<PrefixActivity> = tops.iter().map(PrefixAccumulator::finish).collect();
+    let accumulate = || {
+        let mut parents = vec![PrefixAccumulator::new(at); table.parent_ids.len()];
+        let mut tops = vec![PrefixAccumulator::new(at); table.top_ids.len()];
+        for (i, f) in table.facts.iter().enumerate() {
+            let stats = stats_of(i).unwrap_or(&empty);
+            parents[f.parent as usize].add(stats);
+            tops[f.top as usize].add(stats);
+        }
+        let parents: Vec<PrefixActivity> = parents.iter().map(PrefixAccumulator::finish).collect();
+        let tops: Vec<PrefixActivity> = tops.iter().map(PrefixAccumulator::finish).collect();
+        (parents, tops)
+    };
+    let ((parents, tops), order) = std::thread::scope(|s| {
+        let prefixes = s.spawn(accumulate);
+        let order = sorted_shard(&table);
+        let prefixes = prefixes.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (prefixes, order)
+    });
     table.parent_ids = PrefixIds::default();
     table.top_ids = PrefixIds::default();
-
-    let order = sorted_shard(&table);
     progress.done("prefix activity and order", order.len() as u64);
     let history_complete_since = job.history_complete_since.or(totals.earliest).map(|s| s.min(at));
     Ok(Aggregated {
