@@ -237,7 +237,12 @@ impl KeyIndex {
 
     /// Doubles the table and re-places every object (including the one just pushed).
     fn grow(&mut self) {
-        self.slots = vec![0; self.slots.len() * 2];
+        self.rebuild(self.slots.len() * 2);
+    }
+
+    /// Replaces the table by one of `slots` slots (a power of two) and re-places every object.
+    fn rebuild(&mut self, slots: usize) {
+        self.slots = vec![0; slots];
         for i in 0..self.ends.len() {
             let h = slot_hash(hash_key(self.key_bytes(i)), self.tenant(i));
             self.place(h, i);
@@ -251,9 +256,7 @@ impl KeyIndex {
         self.ends.reserve(objects);
         let wanted = ((self.ends.len() + objects) * 10 / 7 + 1).next_power_of_two();
         if wanted > self.slots.len() {
-            self.slots = vec![0; wanted / 2];
-            self.grow();
-            debug_assert_eq!(self.slots.len(), wanted);
+            self.rebuild(wanted);
         }
     }
 

@@ -134,32 +134,17 @@ impl ScoreRow {
 /// Appends `x` as `format!("{x:+.3}")` would (sign always, three decimals), without the general float formatter
 /// for the usual values; values whose rounding is a near tie, huge or not finite go through `format!`.
 fn push_signed_3(out: &mut String, x: f64) {
+    use std::fmt::Write as _;
     let scaled = x.abs() * 1000.0;
     let rounded = scaled.round();
     // `scaled` is within a relative 2^-53 of the exact decimal value, so away from a tie (and far below 2^53) it
     // rounds the same way as the exact value the formatter rounds.
     if x.is_finite() && scaled < 1e12 && (scaled - rounded).abs() < 0.49 {
         let milli = rounded as u64;
-        out.push(if x.is_sign_negative() { '-' } else { '+' });
-        let mut digits = [0u8; 24];
-        let mut n = milli / 1000;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
-        let frac = milli % 1000;
-        out.push('.');
-        out.push(char::from(b'0' + (frac / 100) as u8));
-        out.push(char::from(b'0' + (frac / 10 % 10) as u8));
-        out.push(char::from(b'0' + (frac % 10) as u8));
+        let sign = if x.is_sign_negative() { '-' } else { '+' };
+        // Integers only: no float formatting.
+        let _ = write!(out, "{sign}{}.{:03}", milli / 1000, milli % 1000);
     } else {
-        use std::fmt::Write as _;
         let _ = write!(out, "{x:+.3}");
     }
 }
