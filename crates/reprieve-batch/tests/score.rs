@@ -667,3 +667,70 @@ fn a_failing_sink_stops_the_run_and_leaves_no_scores_file() {
     assert!(!out.exists());
     assert!(!s.dir.join("scores.parquet.partial").exists());
 }
+
+/// An inventory longer than the reader's blocks of rows, with repeated (tenant, key) rows far from their first:
+/// the first row is kept, the repeats are counted, and every object's prefixes hold the objects they should.
+#[test]
+fn repeated_rows_keep_the_first_and_prefixes_count_each_object_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = 20_000 * DAY;
+    let key = |i: usize| match i % 5 {
+        0 => format!("top{}/registry/app{}:v{i}@sha256:{i:064x}", i % 3, i % 11),
+        _ => format!("top{}/p{}/k{i}.png", i % 3, i % 37),
+    };
+    let tenant = |i: usize| format!("b{}", i % 2);
+    let distinct = 10_000;
+    let mut text = String::from("tenant,key,size,created\n");
+    let mut repeats = 0u64;
+    for i in 0..distinct {
+        text.push_str(&format!("{},{},{},{at}\n", tenant(i), key(i), i + 1));
+        // Every 7th key again, 5,003 rows later (another block), with another size.
+        if i >= 5_003 && (i - 5_003) % 7 == 0 {
+            let j = i - 5_003;
+            text.push_str(&format!("{},{},999999,{at}\n", tenant(j), key(j)));
+            repeats += 1;
+        }
+    }
+    let inventory = dir.path().join("inv.csv");
+    std::fs::write(&inventory, text).expect("inventory");
+    let prepared = prepare(&ScoreJob::new(&inventory, vec![], at, dir.path().join("s.csv"))).expect("prepares");
+    assert_eq!(prepared.objects.len(), distinct);
+    assert_eq!(prepared.inventory_objects, distinct as u64);
+    assert_eq!(prepared.duplicate_rows, repeats);
+    let mut parents: HashMap<(String, String), u64> = HashMap::new();
+    let mut tops: HashMap<(String, String), u64> = HashMap::new();
+    for i in 0..distinct {
+        *parents
+            .entry((tenant(i), reprieve_core::prefix::parent_prefix(&key(i))))
+            .or_default() += 1;
+        *tops
+            .entry((tenant(i), reprieve_core::prefix::top_prefix(&key(i)).to_owned()))
+            .or_default() += 1;
+    }
+    for o in &prepared.objects {
+        let i: usize = match o.record.key.rsplit_once("/k") {
+            Some((_, name)) => name.trim_end_matches(".png").parse().expect("number"),
+            None => o
+                .record
+                .key
+                .rsplit_once(":v")
+                .expect("tag")
+                .1
+                .split('@')
+                .next()
+                .expect("n")
+                .parse()
+                .expect("n"),
+        };
+        assert_eq!((o.record.tenant.clone(), o.record.key.clone()), (tenant(i), key(i)));
+        assert_eq!(o.record.size, Some(i as u64 + 1), "the first row of {}", key(i));
+        let parent = (tenant(i), reprieve_core::prefix::parent_prefix(&key(i)));
+        let top = (tenant(i), reprieve_core::prefix::top_prefix(&key(i)).to_owned());
+        assert_eq!(
+            o.record.parent_activity.expect("parent").objects,
+            parents[&parent],
+            "{parent:?}"
+        );
+        assert_eq!(o.record.top_activity.expect("top").objects, tops[&top], "{top:?}");
+    }
+}

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 
 use reprieve_core::hash::shard_of;
@@ -411,15 +412,15 @@ struct PrefixIds {
 
 impl PrefixIds {
     /// The id of (tenant, prefix), new ones numbered in order of first appearance; `None` when the index is full
-    /// (the prefixes would take more than its arena's 1 TiB).
-    fn intern(&mut self, tenant: u32, prefix: &str) -> Option<u32> {
+    /// (the prefixes would take more than its arena's 1 TiB). `prefix_hash`: `hash_key(prefix)`.
+    fn intern_hashed(&mut self, tenant: u32, prefix: &str, prefix_hash: u64) -> Option<u32> {
         if let Some((t, p, id)) = &self.last
             && *t == tenant
             && p == prefix
         {
             return Some(*id);
         }
-        let id = match self.ids.insert(tenant, prefix)? {
+        let id = match self.ids.insert_hashed(tenant, prefix, prefix_hash)? {
             Ok(id) | Err(id) => id,
         };
         match &mut self.last {
@@ -653,89 +654,12 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
     let at = job.at;
 
     // 1. The inventory.
-    let mut table = Table {
-        stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
-        ..Table::default()
-    };
-    let mut stripes: Vec<Stripe> = (0..STRIPES).map(|_| Stripe::default()).collect();
-    let mut duplicate_rows = 0u64;
-    let mut too_many = false;
-    if let Some(rows) = row_hint(&job.inventory) {
-        // Key bytes are a guess: the arena grows if they are longer, and pages never written cost nothing.
-        table.index.reserve(rows, rows.saturating_mul(64));
-        table.facts.reserve(rows);
-        for stripe in &mut stripes {
-            stripe.slots.reserve(rows / STRIPES + 1);
-        }
-    }
-    let default_tenant = job.inventory_options.default_tenant.as_str();
-    let mut add = |row: RowFacts<'_>| {
-        let index = table.facts.len();
-        if index >= MAX_OBJECTS as usize {
-            too_many = true;
-            return;
-        }
-        let tenant_name = row.tenant.as_deref().unwrap_or(default_tenant);
-        let key = row.key.as_ref();
-        let tenant = table.tenants.intern(tenant_name);
-        match table.index.insert(tenant, key) {
-            Some(Ok(_)) => {}
-            Some(Err(_)) => {
-                duplicate_rows += 1;
-                return;
-            }
-            None => {
-                too_many = true;
-                return;
-            }
-        }
-        let (Some(parent), Some(top)) = (
-            table.parent_ids.intern(tenant, &parent_prefix(key)),
-            table.top_ids.intern(tenant, top_prefix(key)),
-        ) else {
-            too_many = true;
-            return;
-        };
-        let in_shard = job.shard.is_none_or(|(i, n)| shard_of(tenant_name, key, n) == i);
-        let flag = |set: bool, flag: u8| if set { flag } else { 0 };
-        table.facts.push(Facts {
-            size: row.size.unwrap_or(0),
-            created: row.created.unwrap_or(0),
-            modified: row.modified.unwrap_or(0),
-            retain_until: row.retain_until.unwrap_or(0),
-            owner: table.owners.intern_opt(row.owner.as_deref()),
-            content_type: table.content_types.intern_opt(row.content_type.as_deref()),
-            live_references: row.live_references,
-            parent,
-            top,
-            storage_class: row.storage_class,
-            flags: flag(row.size.is_some(), HAS_SIZE)
-                | flag(row.created.is_some(), HAS_CREATED)
-                | flag(row.modified.is_some(), HAS_MODIFIED)
-                | flag(row.retain_until.is_some(), HAS_RETAIN_UNTIL)
-                | flag(row.legal_hold, LEGAL_HOLD)
-                | flag(in_shard, IN_SHARD),
-        });
-        stripes[index % STRIPES].slots.push(NONE);
-        progress.tick("inventory objects", table.facts.len() as u64);
-    };
-    let inventory_report = for_each_inventory_facts(&job.inventory, &job.inventory_options, false, &mut add)?;
-    if too_many {
-        return Err(BatchError::TooManyObjects {
-            path: job.inventory.clone(),
-            max: u64::from(MAX_OBJECTS),
-        });
-    }
-    table.index.shrink();
-    table.facts.shrink_to_fit();
-    for (lock, mut stripe) in table.stripes.iter().zip(stripes) {
-        // Room for every object of the stripe up front: the stats are never moved by a growing vector (whose
-        // freed old buffers fragment the heap), and pages of objects never read are never touched.
-        stripe.stats = Vec::with_capacity(stripe.slots.len());
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = stripe;
-    }
+    let InventoryTable {
+        mut table,
+        duplicate_rows,
+        inventory_report,
+    } = read_inventory_table(job, progress)?;
     let objects = table.facts.len();
-    progress.done("inventory objects", objects as u64);
 
     // 2. One pass over the logs.
     let mut log_reports = Vec::with_capacity(job.logs.len());
@@ -804,6 +728,265 @@ pub(crate) fn aggregate(job: &ScoreJob, progress: &mut Progress) -> Result<Aggre
         reads_at_or_after: totals.reads_at_or_after,
         reads_ambiguous_tenant: totals.reads_ambiguous_tenant,
         unknown: totals.unknown.finish(),
+    })
+}
+
+/// Inventory rows handed from the reading thread to the indexing thread at a time.
+const ROWS_PER_BLOCK: usize = 4_096;
+
+/// Inventory rows read and interned, on their way to the key index: their keys back to back in `keys`, their
+/// parent and top-level prefixes back to back in `prefixes`, and per row the rest ([`BlockRow`]).
+#[derive(Debug, Default)]
+struct RowBlock {
+    keys: String,
+    prefixes: String,
+    rows: Vec<BlockRow>,
+}
+
+/// One inventory row of a [`RowBlock`]; each text starts where the previous row's (or prefix's) ends. Hashes are
+/// [`hash_key`]'s. `facts.parent` and `facts.top` are not yet set.
+#[derive(Debug, Clone, Copy)]
+struct BlockRow {
+    tenant: u32,
+    key_end: usize,
+    parent_end: usize,
+    top_end: usize,
+    key_hash: u64,
+    parent_hash: u64,
+    top_hash: u64,
+    facts: Facts,
+}
+
+impl RowBlock {
+    /// Row `j`'s key, parent prefix and top-level prefix.
+    fn texts(&self, j: usize) -> (&str, &str, &str) {
+        let row = &self.rows[j];
+        let (key_start, prefix_start) = match j.checked_sub(1) {
+            Some(p) => (self.rows[p].key_end, self.rows[p].top_end),
+            None => (0, 0),
+        };
+        (
+            &self.keys[key_start..row.key_end],
+            &self.prefixes[prefix_start..row.parent_end],
+            &self.prefixes[row.parent_end..row.top_end],
+        )
+    }
+}
+
+/// What the indexing thread of [`read_inventory_table`] builds: the key index, the facts of every new object and
+/// the ids of their prefixes.
+#[derive(Debug, Default)]
+struct Indexed {
+    index: KeyIndex,
+    facts: Vec<Facts>,
+    parent_ids: PrefixIds,
+    top_ids: PrefixIds,
+    duplicate_rows: u64,
+    too_many: bool,
+}
+
+/// Per-block working space of [`Indexed::add_block`], kept between blocks.
+#[derive(Debug, Default)]
+struct BlockScratch {
+    probes: Vec<(u32, u64)>,
+    slots: Vec<u64>,
+    /// The block's rows that are new objects.
+    new_rows: Vec<usize>,
+}
+
+impl Indexed {
+    /// Inserts the block's keys in order (so that object numbers follow the inventory's rows), keeps the facts of
+    /// the keys not seen before and numbers their prefixes. Before each of the three steps the hash table slots
+    /// of the whole block are read ([`KeyIndex::touch`]): on a large inventory nearly every probe misses the
+    /// cache, and the misses then overlap.
+    fn add_block(&mut self, block: &RowBlock, scratch: &mut BlockScratch) {
+        let BlockScratch {
+            probes,
+            slots,
+            new_rows,
+        } = scratch;
+        probes.clear();
+        probes.extend(block.rows.iter().map(|r| (r.tenant, r.key_hash)));
+        self.index.touch(probes, slots);
+        new_rows.clear();
+        let first_new = self.facts.len();
+        for (j, row) in block.rows.iter().enumerate() {
+            if self.facts.len() >= MAX_OBJECTS as usize {
+                self.too_many = true;
+                return;
+            }
+            match self.index.insert_hashed(row.tenant, block.texts(j).0, row.key_hash) {
+                Some(Ok(_)) => {
+                    new_rows.push(j);
+                    self.facts.push(row.facts);
+                }
+                Some(Err(_)) => self.duplicate_rows += 1,
+                None => {
+                    self.too_many = true;
+                    return;
+                }
+            }
+        }
+        for (ids, top) in [(&self.parent_ids, false), (&self.top_ids, true)] {
+            probes.clear();
+            probes.extend(new_rows.iter().map(|&j| {
+                let row = &block.rows[j];
+                (row.tenant, if top { row.top_hash } else { row.parent_hash })
+            }));
+            ids.ids.touch(probes, slots);
+        }
+        for (n, &j) in new_rows.iter().enumerate() {
+            let row = &block.rows[j];
+            let (_, parent, top) = block.texts(j);
+            let (Some(parent), Some(top)) = (
+                self.parent_ids.intern_hashed(row.tenant, parent, row.parent_hash),
+                self.top_ids.intern_hashed(row.tenant, top, row.top_hash),
+            ) else {
+                self.too_many = true;
+                return;
+            };
+            let facts = &mut self.facts[first_new + n];
+            facts.parent = parent;
+            facts.top = top;
+        }
+    }
+}
+
+/// The indexing thread of [`read_inventory_table`]: adds every block in turn ([`Indexed::add_block`]) and sends the
+/// emptied blocks back to the reader on `recycle`.
+fn index_rows(blocks: Receiver<RowBlock>, recycle: Sender<RowBlock>, rows_hint: Option<usize>) -> Indexed {
+    let mut out = Indexed::default();
+    if let Some(rows) = rows_hint {
+        // Key bytes are a guess: the arena grows if they are longer, and pages never written cost nothing.
+        out.index.reserve(rows, rows.saturating_mul(64));
+        out.facts.reserve(rows);
+    }
+    let mut scratch = BlockScratch::default();
+    for mut block in blocks {
+        if !out.too_many {
+            out.add_block(&block, &mut scratch);
+        }
+        block.keys.clear();
+        block.prefixes.clear();
+        block.rows.clear();
+        // Recycling is only a saving: the reader is gone once it has sent its last block.
+        let _ = recycle.send(block);
+    }
+    out
+}
+
+/// The inventory read into a [`Table`] (no stats yet).
+#[derive(Debug)]
+struct InventoryTable {
+    table: Table,
+    duplicate_rows: u64,
+    inventory_report: ReadReport,
+}
+
+/// Reads the inventory on two threads besides the Parquet decoder's: this one parses rows, interns their tenants,
+/// owners and content types, and finds and hashes their keys' prefixes; [`index_rows`] indexes the keys and
+/// numbers the new objects' prefixes. A repeated (tenant, key) keeps its first row; the later rows' owner and content type may be interned
+/// but no object refers to them.
+fn read_inventory_table(job: &ScoreJob, progress: &mut Progress) -> Result<InventoryTable, BatchError> {
+    let mut table = Table::default();
+    let rows_hint = row_hint(&job.inventory);
+    let default_tenant = job.inventory_options.default_tenant.as_str();
+    let (read, indexed) = std::thread::scope(|s| {
+        let (to_index, blocks) = std::sync::mpsc::sync_channel::<RowBlock>(4);
+        let (recycle, recycled) = std::sync::mpsc::channel::<RowBlock>();
+        let indexer = s.spawn(move || index_rows(blocks, recycle, rows_hint));
+        let mut block = RowBlock::default();
+        let mut rows = 0u64;
+        let send = move |block: &mut RowBlock| {
+            let next = recycled.try_recv().unwrap_or_default();
+            // A send fails only if the indexer is gone, i.e. it panicked: the join below says so.
+            let _ = to_index.send(std::mem::replace(block, next));
+        };
+        let mut add = |row: RowFacts<'_>| {
+            let tenant_name = row.tenant.as_deref().unwrap_or(default_tenant);
+            let key = row.key.as_ref();
+            let tenant = table.tenants.intern(tenant_name);
+            let in_shard = job.shard.is_none_or(|(i, n)| shard_of(tenant_name, key, n) == i);
+            let flag = |set: bool, flag: u8| if set { flag } else { 0 };
+            let facts = Facts {
+                size: row.size.unwrap_or(0),
+                created: row.created.unwrap_or(0),
+                modified: row.modified.unwrap_or(0),
+                retain_until: row.retain_until.unwrap_or(0),
+                owner: table.owners.intern_opt(row.owner.as_deref()),
+                content_type: table.content_types.intern_opt(row.content_type.as_deref()),
+                live_references: row.live_references,
+                // Numbered by the indexing thread.
+                parent: 0,
+                top: 0,
+                storage_class: row.storage_class,
+                flags: flag(row.size.is_some(), HAS_SIZE)
+                    | flag(row.created.is_some(), HAS_CREATED)
+                    | flag(row.modified.is_some(), HAS_MODIFIED)
+                    | flag(row.retain_until.is_some(), HAS_RETAIN_UNTIL)
+                    | flag(row.legal_hold, LEGAL_HOLD)
+                    | flag(in_shard, IN_SHARD),
+            };
+            let parent_start = block.prefixes.len();
+            block.keys.push_str(key);
+            block.prefixes.push_str(&parent_prefix(key));
+            let parent_end = block.prefixes.len();
+            block.prefixes.push_str(top_prefix(key));
+            let prefixes = block.prefixes.as_bytes();
+            block.rows.push(BlockRow {
+                tenant,
+                key_end: block.keys.len(),
+                parent_end,
+                top_end: prefixes.len(),
+                key_hash: hash_key(key.as_bytes()),
+                parent_hash: hash_key(&prefixes[parent_start..parent_end]),
+                top_hash: hash_key(&prefixes[parent_end..]),
+                facts,
+            });
+            if block.rows.len() == ROWS_PER_BLOCK {
+                send(&mut block);
+            }
+            rows += 1;
+            progress.tick("inventory rows", rows);
+        };
+        let read = for_each_inventory_facts(&job.inventory, &job.inventory_options, false, &mut add);
+        send(&mut block);
+        // Closes the channel: the indexer ends once it has indexed the last block.
+        drop(send);
+        let indexed = indexer.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (read, indexed)
+    });
+    let inventory_report = read?;
+    if indexed.too_many {
+        return Err(BatchError::TooManyObjects {
+            path: job.inventory.clone(),
+            max: u64::from(MAX_OBJECTS),
+        });
+    }
+    table.index = indexed.index;
+    table.index.shrink();
+    table.facts = indexed.facts;
+    table.parent_ids = indexed.parent_ids;
+    table.top_ids = indexed.top_ids;
+    table.facts.shrink_to_fit();
+    let objects = table.facts.len();
+    // Object `i` is the `i / STRIPES`-th of stripe `i % STRIPES`. Room for every object's stats up front: they
+    // are never moved by a growing vector (whose freed old buffers fragment the heap), and pages of objects never
+    // read are never touched.
+    table.stripes = (0..STRIPES)
+        .map(|s| {
+            let objects_in_stripe = objects.saturating_sub(s).div_ceil(STRIPES);
+            Mutex::new(Stripe {
+                slots: vec![NONE; objects_in_stripe],
+                stats: Vec::with_capacity(objects_in_stripe),
+            })
+        })
+        .collect();
+    progress.done("inventory objects", objects as u64);
+    Ok(InventoryTable {
+        table,
+        duplicate_rows: indexed.duplicate_rows,
+        inventory_report,
     })
 }
 

@@ -203,11 +203,16 @@ impl KeyIndex {
         }
     }
 
-    /// Adds `key` in `tenant` (below [`MAX_TENANTS`]) as the next object unless that (tenant, key) is indexed
-    /// already: `Some(Ok(index))` of the new object, `Some(Err(index))` of the existing one; `None` when the keys
-    /// would exceed the arena's 1 TiB.
+    /// [`Self::insert_hashed`], hashing the key.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, tenant: u32, key: &str) -> Option<Result<u32, u32>> {
-        let key_hash = hash_key(key.as_bytes());
+        self.insert_hashed(tenant, key, hash_key(key.as_bytes()))
+    }
+
+    /// Adds `key` in `tenant` (below [`MAX_TENANTS`]), given `key_hash = hash_key(key)`, as the next object unless
+    /// that (tenant, key) is indexed already: `Some(Ok(index))` of the new object, `Some(Err(index))` of the
+    /// existing one; `None` when the keys would exceed the arena's 1 TiB.
+    pub(crate) fn insert_hashed(&mut self, tenant: u32, key: &str, key_hash: u64) -> Option<Result<u32, u32>> {
         if let Some(i) = self.find(tenant, key.as_bytes(), key_hash) {
             return Some(Err(i));
         }
@@ -224,6 +229,38 @@ impl KeyIndex {
             self.place(slot_hash(key_hash, tenant), i);
         }
         Some(Ok(i as u32))
+    }
+
+    /// Reads the slot where a probe for `key` in `tenant` starts (`key_hash = hash_key(key)`): touching the slots
+    /// of a block of keys before inserting any of them puts their cache misses in flight together.
+    #[inline]
+    pub(crate) fn first_slot(&self, tenant: u32, key_hash: u64) -> u64 {
+        self.slots[slot_hash(key_hash, tenant) as usize & (self.slots.len() - 1)]
+    }
+
+    /// Reads what probes for `probes = [(tenant, hash_key(key))]` first need: every first slot (into `slots`),
+    /// then the start of the key each occupied slot points to. Done for a block of keys before any is looked up or
+    /// inserted, it puts their cache misses in flight together instead of one after another.
+    pub(crate) fn touch(&self, probes: &[(u32, u64)], slots: &mut Vec<u64>) {
+        slots.clear();
+        slots.extend(
+            probes
+                .iter()
+                .map(|&(tenant, key_hash)| self.first_slot(tenant, key_hash)),
+        );
+        let mut sum = 0u64;
+        for &slot in slots.iter() {
+            if slot != 0 {
+                let i = (slot & 0xffff_ffff) as usize - 1;
+                let start = if i == 0 {
+                    0
+                } else {
+                    (self.ends[i - 1] & END_MASK) as usize
+                };
+                sum ^= u64::from(self.arena.get(start).copied().unwrap_or_default());
+            }
+        }
+        std::hint::black_box(sum);
     }
 
     fn place(&mut self, h: u64, i: usize) {

@@ -2,7 +2,8 @@
 //!
 //! 1. The inventory is streamed into a compact table: every key in one byte arena with a hash index over
 //!    (tenant, key), per-object facts in 64 bytes (owners and content types interned) and, for objects that are
-//!    read, [`HistoryStats`](reprieve_core::HistoryStats). Full records are built only when scored, a chunk at a
+//!    read, [`HistoryStats`](reprieve_core::HistoryStats). Rows are parsed and interned on one thread while
+//!    another indexes their keys and prefixes in blocks. Full records are built only when scored, a chunk at a
 //!    time.
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
 //!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
