@@ -581,6 +581,31 @@ impl Aggregated {
         self.stripes[i % STRIPES].get(i / STRIPES).unwrap_or(&self.empty)
     }
 
+    /// Reads what building objects `range` (in shard order) needs, without using it: their facts, key offsets and
+    /// stats slots first, then what those point to. Objects are built in key order but stored in inventory order,
+    /// so each of these reads misses the cache; read together, the misses overlap.
+    pub(crate) fn touch(&self, range: std::ops::Range<usize>) {
+        let Some(order) = self.order.get(range) else {
+            return;
+        };
+        let mut sum = 0u64;
+        for &i in order {
+            let i = i as usize;
+            sum ^= u64::from(self.table.facts[i].flags)
+                ^ u64::from(self.table.index.tenant(i))
+                ^ u64::from(self.stripes[i % STRIPES].slots[i / STRIPES]);
+        }
+        for &i in order {
+            let i = i as usize;
+            let f = &self.table.facts[i];
+            sum ^= u64::from(self.table.index.key_bytes(i).first().copied().unwrap_or_default())
+                ^ self.stats(i).count
+                ^ self.parents[f.parent as usize].objects
+                ^ self.tops[f.top as usize].objects;
+        }
+        std::hint::black_box(sum);
+    }
+
     /// The `n`-th object of the shard in (tenant, key) order, ready to score.
     pub(crate) fn object(&self, n: usize) -> PreparedObject {
         let i = self.order[n] as usize;

@@ -189,7 +189,13 @@ pub fn score_image_with_stats(
 trait Objects: Sync {
     fn count(&self) -> usize;
     fn get(&self, n: usize) -> Cow<'_, PreparedObject>;
+    /// Reads (without using) the memory that building objects `range` needs, so that [`Self::get`] finds it in
+    /// the cache.
+    fn prefetch(&self, _range: std::ops::Range<usize>) {}
 }
+
+/// Objects whose memory is read ahead at once, this many objects before they are built.
+const PREFETCH: usize = 16;
 
 impl Objects for [PreparedObject] {
     fn count(&self) -> usize {
@@ -209,6 +215,10 @@ impl Objects for aggregate::Aggregated {
     fn get(&self, n: usize) -> Cow<'_, PreparedObject> {
         Cow::Owned(self.object(n))
     }
+
+    fn prefetch(&self, range: std::ops::Range<usize>) {
+        self.touch(range);
+    }
 }
 
 /// One scored chunk: the rows of the scores file in order, the report's tally of the chunk, and the verdicts in
@@ -226,16 +236,27 @@ fn score_range<O: Objects + ?Sized>(
     keep_verdicts: bool,
 ) -> ScoredChunk {
     let score = |part: std::ops::Range<usize>| {
+        let part_end = part.end;
         let mut rows = Vec::with_capacity(part.len());
         let mut tally = Tally::new(window_start);
         let mut verdicts = Vec::with_capacity(if keep_verdicts { part.len() } else { 0 });
         for n in part {
+            if n % PREFETCH == 0 {
+                objects.prefetch(n + PREFETCH..(n + 2 * PREFETCH).min(part_end));
+            }
             let object = objects.get(n);
             let scored = score_object(engine, &object, ScopeState::default());
-            rows.push(ScoreRow::new(&object.record, &object.stats, &scored.verdict));
             tally.add(&object.record, &object.stats, &scored.verdict);
-            if keep_verdicts {
-                verdicts.push(scored);
+            match object {
+                Cow::Owned(object) if !keep_verdicts => {
+                    rows.push(ScoreRow::from_owned(object.record, &object.stats, scored.verdict));
+                }
+                object => {
+                    rows.push(ScoreRow::new(&object.record, &object.stats, &scored.verdict));
+                    if keep_verdicts {
+                        verdicts.push(scored);
+                    }
+                }
             }
         }
         (rows, tally, verdicts)

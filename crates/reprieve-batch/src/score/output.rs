@@ -95,22 +95,6 @@ pub(crate) struct ScoreRow {
 
 impl ScoreRow {
     pub(crate) fn new(record: &ObjectRecord, stats: &HistoryStats, verdict: &Verdict) -> Self {
-        let mut reasons = String::with_capacity(64);
-        for (i, r) in verdict.reasons.iter().enumerate() {
-            if i > 0 {
-                reasons.push('|');
-            }
-            reasons.push_str(r.as_str());
-        }
-        let mut contributions = String::with_capacity(160);
-        for (i, c) in verdict.contributions.iter().enumerate() {
-            if i > 0 {
-                contributions.push('|');
-            }
-            contributions.push_str(&c.feature);
-            contributions.push(':');
-            push_signed_3(&mut contributions, c.contribution);
-        }
         Self {
             tenant: verdict.tenant.clone(),
             key: verdict.key.clone(),
@@ -122,13 +106,60 @@ impl ScoreRow {
             reads: stats.count,
             probability: verdict.probability,
             class: verdict.class.as_str(),
-            reasons,
-            top_contributions: contributions,
+            reasons: reasons_cell(verdict),
+            top_contributions: contributions_cell(verdict),
             verdict_id: verdict.verdict_id.clone(),
             model_version: verdict.model_version.clone(),
             scored_at: verdict.scored_at,
         }
     }
+
+    /// [`Self::new`] for a record and verdict that are no longer needed: their texts move into the row.
+    pub(crate) fn from_owned(record: ObjectRecord, stats: &HistoryStats, verdict: Verdict) -> Self {
+        Self {
+            size: record.size,
+            storage_class: record.storage_class.s3_name(),
+            owner: record.owner,
+            created: record.created,
+            last_read: stats.last,
+            reads: stats.count,
+            probability: verdict.probability,
+            class: verdict.class.as_str(),
+            reasons: reasons_cell(&verdict),
+            top_contributions: contributions_cell(&verdict),
+            tenant: verdict.tenant,
+            key: verdict.key,
+            verdict_id: verdict.verdict_id,
+            model_version: verdict.model_version,
+            scored_at: verdict.scored_at,
+        }
+    }
+}
+
+/// The `reasons` cell: reason codes joined by `|`.
+fn reasons_cell(verdict: &Verdict) -> String {
+    let mut reasons = String::with_capacity(64);
+    for (i, r) in verdict.reasons.iter().enumerate() {
+        if i > 0 {
+            reasons.push('|');
+        }
+        reasons.push_str(r.as_str());
+    }
+    reasons
+}
+
+/// The `top_contributions` cell: `feature:+0.123` joined by `|`.
+fn contributions_cell(verdict: &Verdict) -> String {
+    let mut contributions = String::with_capacity(160);
+    for (i, c) in verdict.contributions.iter().enumerate() {
+        if i > 0 {
+            contributions.push('|');
+        }
+        contributions.push_str(&c.feature);
+        contributions.push(':');
+        push_signed_3(&mut contributions, c.contribution);
+    }
+    contributions
 }
 
 /// Appends `x` as `format!("{x:+.3}")` would (sign always, three decimals), without the general float formatter
