@@ -1016,7 +1016,7 @@ fn read_inventory_table(job: &ScoreJob, progress: &mut Progress) -> Result<Inven
 }
 
 /// Words of a key's head compared before the key itself when sorting.
-const HEAD_WORDS: usize = 3;
+const HEAD_WORDS: usize = 5;
 
 /// The shard's object indices sorted by (tenant, key), bytewise as `str` compares; the two halves are sorted on
 /// two threads and merged.
@@ -1028,8 +1028,8 @@ fn sorted_shard(table: &Table) -> Vec<u32> {
     for (r, &t) in by_name.iter().enumerate() {
         rank[t as usize] = r as u32;
     }
-    // (tenant rank, first 24 key bytes as big-endian words, object): a cheap first comparison that settles all
-    // but keys sharing their first 24 bytes (keys share long prefixes: comparing them in the arena is a cache
+    // (tenant rank, first 40 key bytes as big-endian words, object): a cheap first comparison that settles all
+    // but keys sharing their first 40 bytes (keys share long prefixes: comparing them in the arena is a cache
     // miss each); the keys themselves only on a tie.
     let head = |i: usize| {
         let bytes = table.index.key_bytes(i);
