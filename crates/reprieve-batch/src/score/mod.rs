@@ -40,7 +40,7 @@ use reprieve_model::{Engine, Scored};
 pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
 pub use self::error::BatchError;
 pub use self::output::{SCORE_COLUMNS, ScoresFormat};
-use self::output::{ScoreRow, ScoresWriter};
+use self::output::{ScoreRows, ScoresWriter};
 pub use self::prices::{BYTES_PER_GB, PriceTable};
 use self::progress::Progress;
 use self::report::Tally;
@@ -223,7 +223,7 @@ impl Objects for aggregate::Aggregated {
 
 /// One scored chunk: the rows of the scores file in order, the report's tally of the chunk, and the verdicts in
 /// order when they are wanted (for a [`VerdictSink`]; else empty).
-type ScoredChunk = (Vec<ScoreRow>, Tally, Vec<Scored>);
+type ScoredChunk = (Vec<ScoreRows>, Tally, Vec<Scored>);
 
 /// Builds, scores, formats and tallies objects `range` on up to `threads` threads; each object is dropped on the
 /// thread that built it as soon as its row is made. `window_start`: the report's window (see [`Tally::new`]).
@@ -237,7 +237,7 @@ fn score_range<O: Objects + ?Sized>(
 ) -> ScoredChunk {
     let score = |part: std::ops::Range<usize>| {
         let part_end = part.end;
-        let mut rows = Vec::with_capacity(part.len());
+        let mut rows = ScoreRows::with_capacity(part.len());
         let mut tally = Tally::new(window_start);
         let mut verdicts = Vec::with_capacity(if keep_verdicts { part.len() } else { 0 });
         for n in part {
@@ -247,19 +247,12 @@ fn score_range<O: Objects + ?Sized>(
             let object = objects.get(n);
             let scored = score_object(engine, &object, ScopeState::default());
             tally.add(&object.record, &object.stats, &scored.verdict);
-            match object {
-                Cow::Owned(object) if !keep_verdicts => {
-                    rows.push(ScoreRow::from_owned(object.record, &object.stats, scored.verdict));
-                }
-                object => {
-                    rows.push(ScoreRow::new(&object.record, &object.stats, &scored.verdict));
-                    if keep_verdicts {
-                        verdicts.push(scored);
-                    }
-                }
+            rows.push(&object.record, &object.stats, &scored.verdict);
+            if keep_verdicts {
+                verdicts.push(scored);
             }
         }
-        (rows, tally, verdicts)
+        (vec![rows], tally, verdicts)
     };
     if threads <= 1 || range.len() < 1_024 {
         return score(range);
@@ -271,7 +264,7 @@ fn score_range<O: Objects + ?Sized>(
         .collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || score(part))).collect();
-        let mut rows = Vec::with_capacity(range.len());
+        let mut rows = Vec::with_capacity(threads);
         let mut tally = Tally::new(window_start);
         let mut verdicts = Vec::new();
         for h in handles {
@@ -389,7 +382,7 @@ fn score_objects<O: Objects + ?Sized>(
                     sink.record(&verdicts).map_err(BatchError::Sink)?;
                 }
                 tally.merge(chunk_tally);
-                scored_objects += rows.len() as u64;
+                scored_objects += rows.iter().map(|b| b.len() as u64).sum::<u64>();
                 if to_writer.send(ToWriter::Rows(rows)).is_err() {
                     // The writer stopped on an error, which it returns below.
                     return Ok(());
@@ -439,7 +432,7 @@ fn score_objects<O: Objects + ?Sized>(
 
 /// What the scoring thread hands the writer thread.
 enum ToWriter {
-    Rows(Vec<ScoreRow>),
+    Rows(Vec<ScoreRows>),
     /// Every row was sent: finish the file.
     Finish,
 }
@@ -452,9 +445,9 @@ fn write_rows(
 ) -> Result<Option<PathBuf>, BatchError> {
     for message in rows_in {
         match message {
-            ToWriter::Rows(rows) => {
-                for row in rows {
-                    writer.push(row)?;
+            ToWriter::Rows(blocks) => {
+                for block in blocks {
+                    writer.push(block)?;
                 }
             }
             ToWriter::Finish => return writer.finish().map(Some),

@@ -73,93 +73,147 @@ impl ScoresFormat {
     }
 }
 
-/// One row of the scores file.
+/// Rows of the scores file, every text cell of the block in one buffer: a block is allocated and freed in a few
+/// pieces instead of seven strings per row (rows are built on scoring threads and dropped on the writer's).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct ScoreRows {
+    text: String,
+    rows: Vec<RowCells>,
+}
+
+/// The text cells of a row, in the order their ends are kept in [`RowCells::text_ends`].
+const TENANT: usize = 0;
+const KEY: usize = 1;
+const OWNER: usize = 2;
+const REASONS: usize = 3;
+const CONTRIBUTIONS: usize = 4;
+const VERDICT_ID: usize = 5;
+const MODEL_VERSION: usize = 6;
+const TEXT_CELLS: usize = 7;
+
+/// One row of [`ScoreRows`]: where its text cells end in the block's buffer (each starts where the previous one
+/// ends, the first where the previous row's last ends), and its other cells.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ScoreRow {
-    tenant: String,
-    key: String,
+struct RowCells {
+    text_ends: [usize; TEXT_CELLS],
+    has_owner: bool,
     size: Option<u64>,
     storage_class: &'static str,
-    owner: Option<String>,
     created: Option<i64>,
     last_read: Option<i64>,
     reads: u64,
     probability: f64,
     class: &'static str,
-    reasons: String,
-    top_contributions: String,
-    verdict_id: String,
-    model_version: String,
     scored_at: i64,
 }
 
-impl ScoreRow {
-    pub(crate) fn new(record: &ObjectRecord, stats: &HistoryStats, verdict: &Verdict) -> Self {
+/// One row of the scores file, its texts borrowed from a [`ScoreRows`] block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ScoreRow<'a> {
+    tenant: &'a str,
+    key: &'a str,
+    size: Option<u64>,
+    storage_class: &'static str,
+    owner: Option<&'a str>,
+    created: Option<i64>,
+    last_read: Option<i64>,
+    reads: u64,
+    probability: f64,
+    class: &'static str,
+    reasons: &'a str,
+    top_contributions: &'a str,
+    verdict_id: &'a str,
+    model_version: &'a str,
+    scored_at: i64,
+}
+
+impl ScoreRows {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
         Self {
-            tenant: verdict.tenant.clone(),
-            key: verdict.key.clone(),
+            // About 200 bytes of text per row (key, reasons, contributions, ids).
+            text: String::with_capacity(rows.saturating_mul(200)),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Appends the row of `record`, scored as `verdict`, with `stats` its aggregated reads.
+    pub(crate) fn push(&mut self, record: &ObjectRecord, stats: &HistoryStats, verdict: &Verdict) {
+        let text = &mut self.text;
+        let mut text_ends = [0; TEXT_CELLS];
+        text.push_str(&verdict.tenant);
+        text_ends[TENANT] = text.len();
+        text.push_str(&verdict.key);
+        text_ends[KEY] = text.len();
+        text.push_str(record.owner.as_deref().unwrap_or_default());
+        text_ends[OWNER] = text.len();
+        for (i, r) in verdict.reasons.iter().enumerate() {
+            if i > 0 {
+                text.push('|');
+            }
+            text.push_str(r.as_str());
+        }
+        text_ends[REASONS] = text.len();
+        for (i, c) in verdict.contributions.iter().enumerate() {
+            if i > 0 {
+                text.push('|');
+            }
+            text.push_str(&c.feature);
+            text.push(':');
+            push_signed_3(text, c.contribution);
+        }
+        text_ends[CONTRIBUTIONS] = text.len();
+        text.push_str(&verdict.verdict_id);
+        text_ends[VERDICT_ID] = text.len();
+        text.push_str(&verdict.model_version);
+        text_ends[MODEL_VERSION] = text.len();
+        self.rows.push(RowCells {
+            text_ends,
+            has_owner: record.owner.is_some(),
             size: record.size,
             storage_class: record.storage_class.s3_name(),
-            owner: record.owner.clone(),
             created: record.created,
             last_read: stats.last,
             reads: stats.count,
             probability: verdict.probability,
             class: verdict.class.as_str(),
-            reasons: reasons_cell(verdict),
-            top_contributions: contributions_cell(verdict),
-            verdict_id: verdict.verdict_id.clone(),
-            model_version: verdict.model_version.clone(),
             scored_at: verdict.scored_at,
+        });
+    }
+
+    /// Row `i`.
+    fn get(&self, i: usize) -> ScoreRow<'_> {
+        let cells = &self.rows[i];
+        let start = i.checked_sub(1).map_or(0, |p| self.rows[p].text_ends[TEXT_CELLS - 1]);
+        let text = |cell: usize| {
+            let from = if cell == 0 { start } else { cells.text_ends[cell - 1] };
+            &self.text[from..cells.text_ends[cell]]
+        };
+        ScoreRow {
+            tenant: text(TENANT),
+            key: text(KEY),
+            size: cells.size,
+            storage_class: cells.storage_class,
+            owner: cells.has_owner.then(|| text(OWNER)),
+            created: cells.created,
+            last_read: cells.last_read,
+            reads: cells.reads,
+            probability: cells.probability,
+            class: cells.class,
+            reasons: text(REASONS),
+            top_contributions: text(CONTRIBUTIONS),
+            verdict_id: text(VERDICT_ID),
+            model_version: text(MODEL_VERSION),
+            scored_at: cells.scored_at,
         }
     }
 
-    /// [`Self::new`] for a record and verdict that are no longer needed: their texts move into the row.
-    pub(crate) fn from_owned(record: ObjectRecord, stats: &HistoryStats, verdict: Verdict) -> Self {
-        Self {
-            size: record.size,
-            storage_class: record.storage_class.s3_name(),
-            owner: record.owner,
-            created: record.created,
-            last_read: stats.last,
-            reads: stats.count,
-            probability: verdict.probability,
-            class: verdict.class.as_str(),
-            reasons: reasons_cell(&verdict),
-            top_contributions: contributions_cell(&verdict),
-            tenant: verdict.tenant,
-            key: verdict.key,
-            verdict_id: verdict.verdict_id,
-            model_version: verdict.model_version,
-            scored_at: verdict.scored_at,
-        }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ScoreRow<'_>> {
+        (0..self.rows.len()).map(|i| self.get(i))
     }
-}
-
-/// The `reasons` cell: reason codes joined by `|`.
-fn reasons_cell(verdict: &Verdict) -> String {
-    let mut reasons = String::with_capacity(64);
-    for (i, r) in verdict.reasons.iter().enumerate() {
-        if i > 0 {
-            reasons.push('|');
-        }
-        reasons.push_str(r.as_str());
-    }
-    reasons
-}
-
-/// The `top_contributions` cell: `feature:+0.123` joined by `|`.
-fn contributions_cell(verdict: &Verdict) -> String {
-    let mut contributions = String::with_capacity(160);
-    for (i, c) in verdict.contributions.iter().enumerate() {
-        if i > 0 {
-            contributions.push('|');
-        }
-        contributions.push_str(&c.feature);
-        contributions.push(':');
-        push_signed_3(&mut contributions, c.contribution);
-    }
-    contributions
 }
 
 /// Appends `x` as `format!("{x:+.3}")` would (sign always, three decimals), without the general float formatter
@@ -193,7 +247,9 @@ enum Sink {
     Csv(BufWriter<File>),
     Parquet {
         writer: Box<BatchedWriter<BufWriter<File>>>,
-        rows: Vec<ScoreRow>,
+        /// Blocks waiting for a row group, `rows` rows in all.
+        blocks: Vec<ScoreRows>,
+        rows: usize,
         written: bool,
     },
 }
@@ -252,7 +308,8 @@ impl ScoresWriter {
                     .map_err(|e| parquet_error(&partial, e))?;
                 Sink::Parquet {
                     writer: Box::new(writer),
-                    rows: Vec::with_capacity(CHUNK_ROWS),
+                    blocks: Vec::new(),
+                    rows: 0,
                     written: false,
                 }
             }
@@ -264,13 +321,24 @@ impl ScoresWriter {
         })
     }
 
-    pub(crate) fn push(&mut self, row: ScoreRow) -> Result<(), BatchError> {
+    /// Writes (or buffers, up to a row group) a block of rows.
+    pub(crate) fn push(&mut self, block: ScoreRows) -> Result<(), BatchError> {
         match self.sink.as_mut().expect("not finished") {
-            Sink::Csv(w) => write_csv_row(w, &row).map_err(|e| BatchError::io(&self.partial, e)),
-            Sink::Parquet { writer, rows, written } => {
-                rows.push(row);
-                if rows.len() >= CHUNK_ROWS {
-                    write_chunk(writer, rows, &self.partial)?;
+            Sink::Csv(w) => block
+                .iter()
+                .try_for_each(|row| write_csv_row(w, &row))
+                .map_err(|e| BatchError::io(&self.partial, e)),
+            Sink::Parquet {
+                writer,
+                blocks,
+                rows,
+                written,
+            } => {
+                *rows += block.len();
+                blocks.push(block);
+                if *rows >= CHUNK_ROWS {
+                    write_chunk(writer, blocks, &self.partial)?;
+                    *rows = 0;
                     *written = true;
                 }
                 Ok(())
@@ -303,12 +371,13 @@ fn close(sink: Sink, partial: &Path) -> Result<(), BatchError> {
         }
         Sink::Parquet {
             mut writer,
-            mut rows,
+            mut blocks,
+            rows,
             written,
         } => {
             // An empty shard still gets a (schema-only) file.
-            if !rows.is_empty() || !written {
-                write_chunk(&mut writer, &mut rows, partial)?;
+            if rows > 0 || !written {
+                write_chunk(&mut writer, &mut blocks, partial)?;
             }
             writer.finish().map_err(|e| parquet_error(partial, e))?;
             Ok(())
@@ -332,49 +401,49 @@ fn parquet_error(path: &Path, source: PolarsError) -> BatchError {
     }
 }
 
+/// Writes `blocks` as one row group and empties it.
 fn write_chunk(
     writer: &mut BatchedWriter<BufWriter<File>>,
-    rows: &mut Vec<ScoreRow>,
+    blocks: &mut Vec<ScoreRows>,
     path: &Path,
 ) -> Result<(), BatchError> {
-    let strs = |name: &str, f: &dyn Fn(&ScoreRow) -> &str| {
-        StringChunked::from_iter_values(name.into(), rows.iter().map(f)).into_column()
+    let rows = || blocks.iter().flat_map(ScoreRows::iter);
+    let height = blocks.iter().map(ScoreRows::len).sum();
+    let strs = |name: &str, f: &dyn for<'a> Fn(&ScoreRow<'a>) -> &'a str| {
+        StringChunked::from_iter_values(name.into(), rows().map(|r| f(&r))).into_column()
     };
-    let opt_strs = |name: &str, f: &dyn Fn(&ScoreRow) -> Option<&str>| {
-        StringChunked::from_iter_options(name.into(), rows.iter().map(f)).into_column()
+    let opt_strs = |name: &str, f: &dyn for<'a> Fn(&ScoreRow<'a>) -> Option<&'a str>| {
+        StringChunked::from_iter_options(name.into(), rows().map(|r| f(&r))).into_column()
     };
     let columns = vec![
-        strs("tenant", &|r| &r.tenant),
-        strs("key", &|r| &r.key),
-        Column::new("size".into(), rows.iter().map(|r| r.size).collect::<Vec<Option<u64>>>()),
+        strs("tenant", &|r| r.tenant),
+        strs("key", &|r| r.key),
+        Column::new("size".into(), rows().map(|r| r.size).collect::<Vec<Option<u64>>>()),
         strs("storage_class", &|r| r.storage_class),
-        opt_strs("owner", &|r| r.owner.as_deref()),
+        opt_strs("owner", &|r| r.owner),
         Column::new(
             "created".into(),
-            rows.iter().map(|r| r.created).collect::<Vec<Option<i64>>>(),
+            rows().map(|r| r.created).collect::<Vec<Option<i64>>>(),
         ),
         Column::new(
             "last_read".into(),
-            rows.iter().map(|r| r.last_read).collect::<Vec<Option<i64>>>(),
+            rows().map(|r| r.last_read).collect::<Vec<Option<i64>>>(),
         ),
-        Column::new("reads".into(), rows.iter().map(|r| r.reads).collect::<Vec<u64>>()),
+        Column::new("reads".into(), rows().map(|r| r.reads).collect::<Vec<u64>>()),
         Column::new(
             "probability".into(),
-            rows.iter().map(|r| r.probability).collect::<Vec<f64>>(),
+            rows().map(|r| r.probability).collect::<Vec<f64>>(),
         ),
         strs("class", &|r| r.class),
-        strs("reasons", &|r| &r.reasons),
-        strs("top_contributions", &|r| &r.top_contributions),
-        strs("verdict_id", &|r| &r.verdict_id),
-        strs("model_version", &|r| &r.model_version),
-        Column::new(
-            "scored_at".into(),
-            rows.iter().map(|r| r.scored_at).collect::<Vec<i64>>(),
-        ),
+        strs("reasons", &|r| r.reasons),
+        strs("top_contributions", &|r| r.top_contributions),
+        strs("verdict_id", &|r| r.verdict_id),
+        strs("model_version", &|r| r.model_version),
+        Column::new("scored_at".into(), rows().map(|r| r.scored_at).collect::<Vec<i64>>()),
     ];
-    let df = DataFrame::new(rows.len(), columns).map_err(|e| parquet_error(path, e))?;
+    let df = DataFrame::new(height, columns).map_err(|e| parquet_error(path, e))?;
     writer.write_batch(&df).map_err(|e| parquet_error(path, e))?;
-    rows.clear();
+    blocks.clear();
     Ok(())
 }
 
@@ -396,28 +465,28 @@ fn put_opt<T: std::fmt::Display>(w: &mut impl Write, v: Option<T>) -> std::io::R
     }
 }
 
-fn write_csv_row(w: &mut impl Write, r: &ScoreRow) -> std::io::Result<()> {
-    put_text(w, &r.tenant)?;
+fn write_csv_row(w: &mut impl Write, r: &ScoreRow<'_>) -> std::io::Result<()> {
+    put_text(w, r.tenant)?;
     w.write_all(b",")?;
-    put_text(w, &r.key)?;
+    put_text(w, r.key)?;
     w.write_all(b",")?;
     put_opt(w, r.size)?;
     w.write_all(b",")?;
     put_text(w, r.storage_class)?;
     w.write_all(b",")?;
-    put_text(w, r.owner.as_deref().unwrap_or(""))?;
+    put_text(w, r.owner.unwrap_or(""))?;
     w.write_all(b",")?;
     put_opt(w, r.created)?;
     w.write_all(b",")?;
     put_opt(w, r.last_read)?;
     write!(w, ",{},{},{},", r.reads, r.probability, r.class)?;
-    put_text(w, &r.reasons)?;
+    put_text(w, r.reasons)?;
     w.write_all(b",")?;
-    put_text(w, &r.top_contributions)?;
+    put_text(w, r.top_contributions)?;
     w.write_all(b",")?;
-    put_text(w, &r.verdict_id)?;
+    put_text(w, r.verdict_id)?;
     w.write_all(b",")?;
-    put_text(w, &r.model_version)?;
+    put_text(w, r.model_version)?;
     writeln!(w, ",{}", r.scored_at)
 }
 
