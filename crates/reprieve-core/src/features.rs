@@ -298,8 +298,15 @@ fn days(secs: i64) -> f64 {
 }
 
 fn log_days(secs: i64) -> f64 {
-    // ln_1p(0) is 0: no need to call it for an empty duration.
-    if secs <= 0 { 0.0 } else { days(secs).ln_1p() }
+    // ln_1p(0) is 0: no need to call it for an empty duration. A whole number of days `d` (a coverage set to a
+    // day, reads on a schedule whole days apart) is exactly `d` as a float, whose `ln_1p` the count table holds.
+    if secs <= 0 {
+        0.0
+    } else if secs % DAY == 0 && secs < SMALL_COUNTS as i64 * DAY {
+        small_count_logs()[(secs / DAY) as usize]
+    } else {
+        days(secs).ln_1p()
+    }
 }
 
 /// Lead time before a seasonal date during which its assets are expected in use, and the tail after it.
@@ -440,8 +447,9 @@ pub fn extract_image_with_stats(
         let day = DAY as f64;
         // Regular reads make the last, largest and mean gap equal: each logarithm is computed once.
         let max = gaps.iter().copied().fold(0.0, f64::max);
-        let last_log = (gaps[0] / day).ln_1p();
-        let max_log = if max == gaps[0] { last_log } else { (max / day).ln_1p() };
+        // `log_days` of a whole gap is the `ln_1p` of the gap in days, as a float.
+        let last_log = log_days(i64::from(whole_gaps[0]));
+        let max_log = if max == gaps[0] { last_log } else { log_days(max as i64) };
         let mean_log = if mean == gaps[0] {
             last_log
         } else if mean == max {

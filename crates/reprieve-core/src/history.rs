@@ -101,21 +101,13 @@ impl HistoryStats {
             inside = &inside[inside.partition_point(|&t| t < at - days * DAY)..];
             *count = count.saturating_add(u32::try_from(inside.len()).unwrap_or(u32::MAX));
         }
-        // Reads at least `DECAY_CUTOFF[3]` old add nothing to any counter (see `decay_terms`).
+        // Reads at least `DECAY_CUTOFF[3]` old add nothing to any counter, those at least `DECAY_CUTOFF[1]` old
+        // add nothing to the two fastest (see `decay_terms`): each read computes only the counters it can add to.
         let young = &reads[reads.partition_point(|&t| at - t >= DECAY_CUTOFF[3])..];
+        let (slow_only, all_four) = young.split_at(young.partition_point(|&t| at - t >= DECAY_CUTOFF[1]));
         let tables = DecayTables::get();
-        // Every term is at most 2^32: a plain sum of fewer than 2^31 of them cannot overflow.
-        for chunk in young.chunks(1 << 30) {
-            let mut sums = [0u64; 4];
-            for &t in chunk {
-                for (sum, term) in sums.iter_mut().zip(decay_terms(tables, at - t)) {
-                    *sum += term;
-                }
-            }
-            for (acc, sum) in self.decayed_fixed.iter_mut().zip(sums) {
-                *acc = acc.saturating_add(sum);
-            }
-        }
+        add_decay_terms::<2, 2>(tables, at, slow_only, &mut self.decayed_fixed);
+        add_decay_terms::<0, 4>(tables, at, all_four, &mut self.decayed_fixed);
         // Day and week bitmaps from the reads of the last 128 weeks, newest first (ascending age). A day lies in
         // one week, so reads on the day already marked change nothing, nor (past the 128 days of the day bitmap)
         // reads in the week already marked: divide only when the day (the week) changes.
@@ -262,6 +254,46 @@ impl HistoryStats {
     }
 }
 
+/// Adds the terms of `reads` (sorted, all younger than `DECAY_CUTOFF[3]`, and when `FIRST > 0` at least
+/// `DECAY_CUTOFF[FIRST - 1]` old, so that counters below `FIRST` get nothing from them) to decayed counters
+/// `FIRST .. FIRST + N` (`FIRST + N = 4`). [`decay_terms`] in a loop without calls or branches: the table terms of
+/// every read are added, and the rare reads whose terms need the exact definition are noted, then corrected after
+/// each chunk (their table terms taken back, their exact ones added), so the loop keeps its sums in registers.
+fn add_decay_terms<const FIRST: usize, const N: usize>(
+    tables: &DecayTables,
+    at: UnixSeconds,
+    reads: &[UnixSeconds],
+    decayed_fixed: &mut [u64; 4],
+) {
+    const CHUNK: usize = 64;
+    let mut exact_ages = [0u32; CHUNK];
+    // Every term is at most 2^32: a plain sum of `CHUNK` of them cannot overflow.
+    for chunk in reads.chunks(CHUNK) {
+        let mut sums = [0u64; N];
+        let mut exact = 0;
+        for &t in chunk {
+            let age = at - t;
+            let (terms, near_integer) = approximate_terms::<FIRST, N>(tables, age);
+            // Ages below `DECAY_CUTOFF[3]` fit in 32 bits.
+            exact_ages[exact % CHUNK] = age as u32;
+            exact += usize::from(near_integer);
+            for (sum, term) in sums.iter_mut().zip(terms) {
+                *sum += term;
+            }
+        }
+        for &age in &exact_ages[..exact] {
+            let age = i64::from(age);
+            let (approximate, _) = approximate_terms::<FIRST, N>(tables, age);
+            for ((sum, exact), approximate) in sums.iter_mut().zip(&decay_terms_exact(age)[FIRST..]).zip(approximate) {
+                *sum = *sum - approximate + exact;
+            }
+        }
+        for (acc, sum) in decayed_fixed[FIRST..].iter_mut().zip(sums) {
+            *acc = acc.saturating_add(sum);
+        }
+    }
+}
+
 /// Ages (seconds) from which a read adds nothing to decayed counter `h`: 33 half-lives, where the weight is at most
 /// `2^-33` and its fixed-point value (`weight * 2^32`, truncated) is 0.
 const DECAY_CUTOFF: [i64; 4] = [33 * DAY, 33 * 7 * DAY, 33 * 30 * DAY, 33 * 180 * DAY];
@@ -292,6 +324,18 @@ const DECAY_MARGIN: f64 = 1e-13;
 #[inline]
 fn decay_terms(tables: &DecayTables, age: i64) -> [u64; 4] {
     debug_assert!((1..DECAY_CUTOFF[3]).contains(&age));
+    let (terms, near_integer) = approximate_terms::<0, 4>(tables, age);
+    if near_integer {
+        return decay_terms_exact(age);
+    }
+    debug_assert!((0..4).all(|h| age < DECAY_CUTOFF[h] || terms[h] == 0));
+    terms
+}
+
+/// The table terms of counters `FIRST .. FIRST + N` for a read `age` seconds old, and whether any of them lies
+/// too close to an integer to be trusted (see [`decay_terms`]).
+#[inline(always)]
+fn approximate_terms<const FIRST: usize, const N: usize>(tables: &DecayTables, age: i64) -> ([u64; N], bool) {
     let a = age as usize;
     let rows = [
         &tables.bytes[0][a & 0xff],
@@ -301,9 +345,9 @@ fn decay_terms(tables: &DecayTables, age: i64) -> [u64; 4] {
     ];
     // `scaled` is in (0, 2^32]: adding 2^52 rounds it to the nearest integer, which is then the low bits.
     const ROUND: f64 = (1u64 << 52) as f64;
-    let mut terms = [0u64; 4];
+    let mut terms = [0u64; N];
     let mut near_integer = false;
-    for (h, term) in terms.iter_mut().enumerate() {
+    for (term, h) in terms.iter_mut().zip(FIRST..) {
         // The top table is scaled by 2^32 (exactly: a power of two), so this is `weight * 2^32`.
         let scaled = (rows[0][h] * rows[1][h]) * (rows[2][h] * rows[3][h]);
         let shifted = scaled + ROUND;
@@ -312,11 +356,7 @@ fn decay_terms(tables: &DecayTables, age: i64) -> [u64; 4] {
         // Far from an integer, the definition truncates to the same one as `scaled`.
         *term = (shifted.to_bits() & ((1 << 52) - 1)) - u64::from(nearest > scaled);
     }
-    if near_integer {
-        return decay_terms_exact(age);
-    }
-    debug_assert!((0..4).all(|h| age < DECAY_CUTOFF[h] || terms[h] == 0));
-    terms
+    (terms, near_integer)
 }
 
 /// [`decay_terms`] by the definition, for the rare ages where a weight lies too close to an integer.

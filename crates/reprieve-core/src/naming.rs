@@ -331,6 +331,88 @@ fn is_semver(token: &[u8]) -> bool {
     parts >= 2
 }
 
+/// What a token of a name is made of: words are all letters and years all digits, so most tokens need one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenShape {
+    /// ASCII letters only.
+    Letters,
+    /// ASCII digits only.
+    Digits,
+    /// ASCII letters and digits.
+    Mixed,
+    /// Contains an `@` (only in the name's own tokens, where `@` does not split).
+    WithAt,
+}
+
+/// A full date has eight digits (see [`date_year`]).
+const DATE_DIGITS: usize = 8;
+
+/// Calls `each` with every non-empty run of ASCII letters, digits and `also` (0 for none) in `text` and its shape,
+/// in one pass: the tokens of `text.split(|&b| !(b.is_ascii_alphanumeric() || b == also))` without the empty ones.
+/// Returns the number of digits in `text`.
+fn for_each_token(text: &[u8], also: u8, mut each: impl FnMut(&[u8], TokenShape)) -> usize {
+    const LETTER: u8 = 1;
+    const DIGIT: u8 = 2;
+    const ALSO: u8 = 4;
+    let mut emit = |token: &[u8], seen: u8| {
+        if !token.is_empty() {
+            let shape = match seen {
+                LETTER => TokenShape::Letters,
+                DIGIT => TokenShape::Digits,
+                3 => TokenShape::Mixed,
+                _ => TokenShape::WithAt,
+            };
+            each(token, shape);
+        }
+    };
+    let mut digits = 0;
+    let mut start = 0;
+    let mut seen = 0u8;
+    for (i, &b) in text.iter().enumerate() {
+        let class = match b {
+            b'a'..=b'z' | b'A'..=b'Z' => LETTER,
+            b'0'..=b'9' => DIGIT,
+            _ if b == also && also != 0 => ALSO,
+            _ => 0,
+        };
+        digits += usize::from(class == DIGIT);
+        if class != 0 {
+            seen |= class;
+        } else {
+            emit(&text[start..i], seen);
+            start = i + 1;
+            seen = 0;
+        }
+    }
+    emit(&text[start..], seen);
+    digits
+}
+
+impl NameSignals {
+    /// A token that may be a word of the lists (lower case; in the object's own name or in a directory).
+    fn seen_word(&mut self, word: &[u8], in_name: bool) {
+        if word.len() <= LONGEST_WORD {
+            let class = word_class(word);
+            self.temp |= class.lists & TEMP != 0;
+            self.backup |= class.lists & BACKUP != 0;
+            self.old |= class.lists & OLD != 0;
+            self.latest |= class.lists & LATEST != 0;
+            self.seasonal |= class.lists & SEASONAL != 0;
+            self.thumb |= in_name && class.lists & THUMB != 0;
+            if let Some(anchor) = class.anchor {
+                self.season_anchor = Some(self.season_anchor.map_or(anchor, |a| a.min(anchor)));
+            }
+        }
+    }
+
+    /// A token that may be a year.
+    fn seen_digits(&mut self, token: &[u8]) {
+        if let Some(y) = is_year(token) {
+            self.year = self.year.max(Some(y));
+        }
+    }
+}
+
 /// Names up to this long are lower-cased on the stack.
 const STACK_NAME: usize = 128;
 
@@ -341,26 +423,41 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
     const DIGEST: &str = "@sha256:";
     let mut s = NameSignals::default();
     // Container images are `repository@sha256:...` (optionally with `:tag`): the first `@sha256:` splits them.
-    let mut digest_at = None;
-    let mut from = 0;
-    while let Some(i) = key[from..].find('@') {
-        if key[from + i..].starts_with(DIGEST) {
-            digest_at = Some(from + i);
+    // One pass up to it finds the path's directory separators and the last of them.
+    let bytes = key.as_bytes();
+    let (mut digest_at, mut path_end) = (None, bytes.len());
+    let (mut slashes, mut last_slash) = (0u32, None);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            slashes += 1;
+            last_slash = Some(i);
+        } else if b == b'@' && bytes[i..].starts_with(DIGEST.as_bytes()) {
+            (digest_at, path_end) = (Some(i), i);
             break;
         }
-        from += i + 1;
     }
-    let path = digest_at.map_or(key, |i| &key[..i]);
-    let trimmed = path.trim_end_matches('/');
-    s.depth = trimmed.bytes().filter(|&b| b == b'/').count() as u32;
-    let name = trimmed.rfind('/').map_or(trimmed, |i| &trimmed[i + 1..]);
+    // Trailing separators end no directory.
+    let mut end = path_end;
+    while end > 0 && bytes[end - 1] == b'/' {
+        end -= 1;
+        slashes -= 1;
+    }
+    let trimmed = &key[..end];
+    s.depth = slashes;
+    let last_slash = if end == path_end {
+        last_slash
+    } else {
+        trimmed.rfind('/')
+    };
+    let name = last_slash.map_or(trimmed, |i| &trimmed[i + 1..]);
     s.name_len = name.len() as u32;
     let mut stack = [0u8; STACK_NAME];
     let heap;
     let lower: &[u8] = match stack.get_mut(..name.len()) {
         Some(buf) => {
-            buf.copy_from_slice(name.as_bytes());
-            buf.make_ascii_lowercase();
+            for (lower, b) in buf.iter_mut().zip(name.bytes()) {
+                *lower = b.to_ascii_lowercase();
+            }
             buf
         }
         None => {
@@ -383,49 +480,43 @@ pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
         let without_dash = |b: &u8| matches!(b, b'_' | b' ' | b'+' | b'=' | b',' | b'(' | b')' | b':');
         s.semver = stem.split(with_dash).any(is_semver) || stem.split(without_dash).any(is_semver);
     }
-    if let Some(y) = dates_in_runs(stem) {
+    let stem_digits = for_each_token(stem, b'@', |token, shape| match shape {
+        TokenShape::Letters => s.seen_word(token, true),
+        TokenShape::Digits => s.seen_digits(token),
+        // Words are all letters and years all digits: a mixed token can only be a size or a hash.
+        TokenShape::Mixed => {
+            s.size_suffix |= is_size_suffix(token);
+            s.hash_like |= is_hash_like(token);
+        }
+        TokenShape::WithAt => {
+            let start = token.iter().position(|&b| b != b'@').unwrap_or(token.len());
+            let word = &token[start..];
+            s.seen_word(word, true);
+            s.seen_digits(word);
+            s.size_suffix |= is_size_suffix(token);
+            s.hash_like |= is_hash_like(word);
+        }
+    });
+    // A date has eight digits: most names have fewer.
+    if stem_digits >= DATE_DIGITS
+        && let Some(y) = dates_in_runs(stem)
+    {
         s.date = true;
-        s.year = Some(y);
-    }
-    fn seen(s: &mut NameSignals, word: &[u8], in_name: bool) {
-        if word.len() <= LONGEST_WORD {
-            let class = word_class(word);
-            s.temp |= class.lists & TEMP != 0;
-            s.backup |= class.lists & BACKUP != 0;
-            s.old |= class.lists & OLD != 0;
-            s.latest |= class.lists & LATEST != 0;
-            s.seasonal |= class.lists & SEASONAL != 0;
-            s.thumb |= in_name && class.lists & THUMB != 0;
-            if let Some(anchor) = class.anchor {
-                s.season_anchor = Some(s.season_anchor.map_or(anchor, |a| a.min(anchor)));
-            }
-        }
-        if let Some(y) = is_year(word) {
-            s.year = s.year.max(Some(y));
-        }
-    }
-    for token in stem.split(|&b| !b.is_ascii_alphanumeric() && b != b'@') {
-        if token.is_empty() {
-            continue;
-        }
-        let start = token.iter().position(|&b| b != b'@').unwrap_or(token.len());
-        let word = &token[start..];
-        seen(&mut s, word, true);
-        s.size_suffix |= is_size_suffix(token);
-        s.hash_like |= is_hash_like(word);
+        s.year = s.year.max(Some(y));
     }
     let directories = &trimmed.as_bytes()[..trimmed.len() - name.len()];
-    for token in directories.split(|b| !b.is_ascii_alphanumeric()) {
-        // Lower-cased only when short enough to be a word (a year is all digits).
-        if token.is_empty() || token.len() > LONGEST_WORD {
-            continue;
+    for_each_token(directories, 0, |token, shape| match shape {
+        // Lower-cased only when short enough to be a word.
+        TokenShape::Letters if token.len() <= LONGEST_WORD => {
+            let mut buf = [0u8; LONGEST_WORD];
+            for (lower, b) in buf.iter_mut().zip(token) {
+                *lower = b.to_ascii_lowercase();
+            }
+            s.seen_word(&buf[..token.len()], false);
         }
-        let mut buf = [0u8; LONGEST_WORD];
-        let word = &mut buf[..token.len()];
-        word.copy_from_slice(token);
-        word.make_ascii_lowercase();
-        seen(&mut s, word, false);
-    }
+        TokenShape::Digits => s.seen_digits(token),
+        _ => {}
+    });
     // Tags on container images: `repo:tag` in the last segment.
     if let Some(colon) = lower.iter().position(|&b| b == b':') {
         let tag = &lower[colon + 1..];
