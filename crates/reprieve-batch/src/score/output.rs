@@ -184,14 +184,20 @@ impl ScoreRows {
         });
     }
 
+    /// Text cell `cell` of row `i`.
+    fn text(&self, i: usize, cell: usize) -> &str {
+        let ends = &self.rows[i].text_ends;
+        let from = match cell.checked_sub(1) {
+            Some(previous) => ends[previous],
+            None => i.checked_sub(1).map_or(0, |p| self.rows[p].text_ends[TEXT_CELLS - 1]),
+        };
+        &self.text[from..ends[cell]]
+    }
+
     /// Row `i`.
     fn get(&self, i: usize) -> ScoreRow<'_> {
         let cells = &self.rows[i];
-        let start = i.checked_sub(1).map_or(0, |p| self.rows[p].text_ends[TEXT_CELLS - 1]);
-        let text = |cell: usize| {
-            let from = if cell == 0 { start } else { cells.text_ends[cell - 1] };
-            &self.text[from..cells.text_ends[cell]]
-        };
+        let text = |cell: usize| self.text(i, cell);
         ScoreRow {
             tenant: text(TENANT),
             key: text(KEY),
@@ -407,39 +413,44 @@ fn write_chunk(
     blocks: &mut Vec<ScoreRows>,
     path: &Path,
 ) -> Result<(), BatchError> {
-    let rows = || blocks.iter().flat_map(ScoreRows::iter);
+    // Each column reads only its own cell of every row.
+    let cells = || blocks.iter().flat_map(|b| b.rows.iter());
     let height = blocks.iter().map(ScoreRows::len).sum();
-    let strs = |name: &str, f: &dyn for<'a> Fn(&ScoreRow<'a>) -> &'a str| {
-        StringChunked::from_iter_values(name.into(), rows().map(|r| f(&r))).into_column()
+    let texts = |name: &str, cell: usize| {
+        let values = blocks.iter().flat_map(|b| (0..b.len()).map(move |i| b.text(i, cell)));
+        StringChunked::from_iter_values(name.into(), values).into_column()
     };
-    let opt_strs = |name: &str, f: &dyn for<'a> Fn(&ScoreRow<'a>) -> Option<&'a str>| {
-        StringChunked::from_iter_options(name.into(), rows().map(|r| f(&r))).into_column()
+    let statics = |name: &str, f: fn(&RowCells) -> &'static str| {
+        StringChunked::from_iter_values(name.into(), cells().map(f)).into_column()
     };
+    let owners = blocks
+        .iter()
+        .flat_map(|b| (0..b.len()).map(move |i| b.rows[i].has_owner.then(|| b.text(i, OWNER))));
     let columns = vec![
-        strs("tenant", &|r| r.tenant),
-        strs("key", &|r| r.key),
-        Column::new("size".into(), rows().map(|r| r.size).collect::<Vec<Option<u64>>>()),
-        strs("storage_class", &|r| r.storage_class),
-        opt_strs("owner", &|r| r.owner),
+        texts("tenant", TENANT),
+        texts("key", KEY),
+        Column::new("size".into(), cells().map(|r| r.size).collect::<Vec<Option<u64>>>()),
+        statics("storage_class", |r| r.storage_class),
+        StringChunked::from_iter_options("owner".into(), owners).into_column(),
         Column::new(
             "created".into(),
-            rows().map(|r| r.created).collect::<Vec<Option<i64>>>(),
+            cells().map(|r| r.created).collect::<Vec<Option<i64>>>(),
         ),
         Column::new(
             "last_read".into(),
-            rows().map(|r| r.last_read).collect::<Vec<Option<i64>>>(),
+            cells().map(|r| r.last_read).collect::<Vec<Option<i64>>>(),
         ),
-        Column::new("reads".into(), rows().map(|r| r.reads).collect::<Vec<u64>>()),
+        Column::new("reads".into(), cells().map(|r| r.reads).collect::<Vec<u64>>()),
         Column::new(
             "probability".into(),
-            rows().map(|r| r.probability).collect::<Vec<f64>>(),
+            cells().map(|r| r.probability).collect::<Vec<f64>>(),
         ),
-        strs("class", &|r| r.class),
-        strs("reasons", &|r| r.reasons),
-        strs("top_contributions", &|r| r.top_contributions),
-        strs("verdict_id", &|r| r.verdict_id),
-        strs("model_version", &|r| r.model_version),
-        Column::new("scored_at".into(), rows().map(|r| r.scored_at).collect::<Vec<i64>>()),
+        statics("class", |r| r.class),
+        texts("reasons", REASONS),
+        texts("top_contributions", CONTRIBUTIONS),
+        texts("verdict_id", VERDICT_ID),
+        texts("model_version", MODEL_VERSION),
+        Column::new("scored_at".into(), cells().map(|r| r.scored_at).collect::<Vec<i64>>()),
     ];
     let df = DataFrame::new(height, columns).map_err(|e| parquet_error(path, e))?;
     writer.write_batch(&df).map_err(|e| parquet_error(path, e))?;
