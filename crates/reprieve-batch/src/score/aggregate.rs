@@ -910,8 +910,8 @@ struct InventoryTable {
 
 /// Reads the inventory on two threads besides the Parquet decoder's: this one parses rows, interns their tenants,
 /// owners and content types, and finds and hashes their keys' prefixes; [`index_rows`] indexes the keys and
-/// numbers the new objects' prefixes. A repeated (tenant, key) keeps its first row; the later rows' owner and content type may be interned
-/// but no object refers to them.
+/// numbers the new objects' prefixes. A repeated (tenant, key) keeps its first row; the later rows' owner and
+/// content type may be interned but no object refers to them.
 fn read_inventory_table(job: &ScoreJob, progress: &mut Progress) -> Result<InventoryTable, BatchError> {
     let mut table = Table::default();
     let rows_hint = row_hint(&job.inventory);

@@ -118,15 +118,16 @@ impl KeyIndex {
         self.ends.len()
     }
 
+    /// Where object `i`'s key starts in the arena (where object `i - 1`'s ends).
+    #[inline]
+    fn key_start(&self, i: usize) -> usize {
+        i.checked_sub(1).map_or(0, |p| (self.ends[p] & END_MASK) as usize)
+    }
+
     /// Object `i`'s key bytes.
     #[inline]
     pub(crate) fn key_bytes(&self, i: usize) -> &[u8] {
-        let start = if i == 0 {
-            0
-        } else {
-            (self.ends[i - 1] & END_MASK) as usize
-        };
-        &self.arena[start..(self.ends[i] & END_MASK) as usize]
+        &self.arena[self.key_start(i)..(self.ends[i] & END_MASK) as usize]
     }
 
     /// Object `i`'s key (the arena holds only whole `str`s).
@@ -179,11 +180,7 @@ impl KeyIndex {
                 let slot = first[j];
                 if slot != 0 && slot >> 32 == hashes[j] >> 32 {
                     let i = (slot & 0xffff_ffff) as usize - 1;
-                    let start = if i == 0 {
-                        0
-                    } else {
-                        (self.ends[i - 1] & END_MASK) as usize
-                    };
+                    let start = self.key_start(i);
                     // Reading the first byte starts the fetch of the candidate's key.
                     if self.tenant(i) == tenant && self.arena.get(start) == key.first() {
                         candidate[j] = i;
@@ -231,10 +228,9 @@ impl KeyIndex {
         Some(Ok(i as u32))
     }
 
-    /// Reads the slot where a probe for `key` in `tenant` starts (`key_hash = hash_key(key)`): touching the slots
-    /// of a block of keys before inserting any of them puts their cache misses in flight together.
+    /// The slot where a probe for `key` in `tenant` starts (`key_hash = hash_key(key)`).
     #[inline]
-    pub(crate) fn first_slot(&self, tenant: u32, key_hash: u64) -> u64 {
+    fn first_slot(&self, tenant: u32, key_hash: u64) -> u64 {
         self.slots[slot_hash(key_hash, tenant) as usize & (self.slots.len() - 1)]
     }
 
@@ -252,12 +248,7 @@ impl KeyIndex {
         for &slot in slots.iter() {
             if slot != 0 {
                 let i = (slot & 0xffff_ffff) as usize - 1;
-                let start = if i == 0 {
-                    0
-                } else {
-                    (self.ends[i - 1] & END_MASK) as usize
-                };
-                sum ^= u64::from(self.arena.get(start).copied().unwrap_or_default());
+                sum ^= u64::from(self.arena.get(self.key_start(i)).copied().unwrap_or_default());
             }
         }
         std::hint::black_box(sum);
