@@ -222,19 +222,35 @@ impl ScoreRows {
     }
 }
 
-/// Appends `x` as `format!("{x:+.3}")` would (sign always, three decimals), without the general float formatter
-/// for the usual values; values whose rounding is a near tie, huge or not finite go through `format!`.
+/// Appends `x` as `format!("{x:+.3}")` would (sign always, three decimals), with integer digits only for the
+/// usual values; values whose rounding is a near tie, huge or not finite go through `format!`.
 fn push_signed_3(out: &mut String, x: f64) {
     use std::fmt::Write as _;
     let scaled = x.abs() * 1000.0;
     let rounded = scaled.round();
-    // `scaled` is within a relative 2^-53 of the exact decimal value, so away from a tie (and far below 2^53) it
-    // rounds the same way as the exact value the formatter rounds.
-    if x.is_finite() && scaled < 1e12 && (scaled - rounded).abs() < 0.49 {
+    // Below 1e9, `scaled` is within 2^-53 * 1e9 < 1.2e-7 of the exact decimal value the formatter rounds, so
+    // anywhere but within 1e-6 of a tie both round the same way.
+    if x.is_finite() && scaled < 1e9 && (scaled - rounded).abs() < 0.5 - 1e-6 {
         let milli = rounded as u64;
-        let sign = if x.is_sign_negative() { '-' } else { '+' };
-        // Integers only: no float formatting.
-        let _ = write!(out, "{sign}{}.{:03}", milli / 1000, milli % 1000);
+        out.push(if x.is_sign_negative() { '-' } else { '+' });
+        let mut digits = [0u8; 20];
+        let mut start = digits.len() - 4;
+        let mut rest = milli / 1000;
+        let fraction = milli % 1000;
+        digits[start] = b'.';
+        digits[start + 1] = b'0' + (fraction / 100) as u8;
+        digits[start + 2] = b'0' + (fraction / 10 % 10) as u8;
+        digits[start + 3] = b'0' + (fraction % 10) as u8;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        // ASCII digits and a dot.
+        out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
     } else {
         let _ = write!(out, "{x:+.3}");
     }
@@ -413,25 +429,44 @@ fn write_chunk(
     blocks: &mut Vec<ScoreRows>,
     path: &Path,
 ) -> Result<(), BatchError> {
-    // Each column reads only its own cell of every row.
     let cells = || blocks.iter().flat_map(|b| b.rows.iter());
     let height = blocks.iter().map(ScoreRows::len).sum();
-    let texts = |name: &str, cell: usize| {
-        let values = blocks.iter().flat_map(|b| (0..b.len()).map(move |i| b.text(i, cell)));
-        StringChunked::from_iter_values(name.into(), values).into_column()
-    };
+    // The text columns are filled a block at a time, each reading only its own cell of every row: a block's rows
+    // and texts stay in cache for the seven passes.
+    let mut texts: [StringChunkedBuilder; TEXT_CELLS] = std::array::from_fn(|cell| {
+        let name = match cell {
+            TENANT => "tenant",
+            KEY => "key",
+            OWNER => "owner",
+            REASONS => "reasons",
+            CONTRIBUTIONS => "top_contributions",
+            VERDICT_ID => "verdict_id",
+            _ => "model_version",
+        };
+        StringChunkedBuilder::new(name.into(), height)
+    });
+    for block in blocks.iter() {
+        for (cell, column) in texts.iter_mut().enumerate() {
+            for (i, row) in block.rows.iter().enumerate() {
+                if cell == OWNER && !row.has_owner {
+                    column.append_null();
+                } else {
+                    column.append_value(block.text(i, cell));
+                }
+            }
+        }
+    }
+    let [tenant, key, owner, reasons, contributions, verdict_id, model_version] =
+        texts.map(|column| column.finish().into_column());
     let statics = |name: &str, f: fn(&RowCells) -> &'static str| {
         StringChunked::from_iter_values(name.into(), cells().map(f)).into_column()
     };
-    let owners = blocks
-        .iter()
-        .flat_map(|b| (0..b.len()).map(move |i| b.rows[i].has_owner.then(|| b.text(i, OWNER))));
     let columns = vec![
-        texts("tenant", TENANT),
-        texts("key", KEY),
+        tenant,
+        key,
         Column::new("size".into(), cells().map(|r| r.size).collect::<Vec<Option<u64>>>()),
         statics("storage_class", |r| r.storage_class),
-        StringChunked::from_iter_options("owner".into(), owners).into_column(),
+        owner,
         Column::new(
             "created".into(),
             cells().map(|r| r.created).collect::<Vec<Option<i64>>>(),
@@ -446,10 +481,10 @@ fn write_chunk(
             cells().map(|r| r.probability).collect::<Vec<f64>>(),
         ),
         statics("class", |r| r.class),
-        texts("reasons", REASONS),
-        texts("top_contributions", CONTRIBUTIONS),
-        texts("verdict_id", VERDICT_ID),
-        texts("model_version", MODEL_VERSION),
+        reasons,
+        contributions,
+        verdict_id,
+        model_version,
         Column::new("scored_at".into(), cells().map(|r| r.scored_at).collect::<Vec<i64>>()),
     ];
     let df = DataFrame::new(height, columns).map_err(|e| parquet_error(path, e))?;
@@ -536,6 +571,17 @@ mod tests {
             let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
             let scale = [1e-4, 1e-2, 1.0, 30.0, 1e4][(state % 5) as usize];
             values.push((unit - 0.5) * 2.0 * scale);
+        }
+        // Near ties: halves of a thousandth, and their neighbouring floats, up to the fast path's bound.
+        for k in (0..20_000u64).chain((0..2_000).map(|k| 999_990_000 + k)) {
+            let tie = (k as f64 + 0.5) / 1000.0;
+            for x in [
+                tie,
+                f64::from_bits(tie.to_bits() - 1),
+                f64::from_bits(tie.to_bits() + 1),
+            ] {
+                values.extend([x, -x]);
+            }
         }
         for x in values {
             let mut ours = String::new();
