@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::index::{FastMap, KeyIndex, hash_key};
 use super::progress::Progress;
+use super::seen::SeenKeys;
 use super::{BatchError, ScoreJob};
 use crate::error::ReadError;
 use crate::formats::canonical::{EventColumns, ROW_BLOCK, Row, for_each_row};
@@ -473,7 +474,8 @@ impl Table {
 }
 
 /// Folds a block of reads `(ts, tenant, key)` into a batch's part and the pending stats updates, exactly as
-/// [`observe`] on each in turn would; the keys are looked up together ([`KeyIndex::find_block`]).
+/// [`observe`] on each in turn would. Keys already looked up in this batch are answered by `seen`; the others are
+/// looked up together ([`KeyIndex::find_block`]) and remembered.
 fn observe_block(
     table: &Table,
     job: &ScoreJob,
@@ -481,15 +483,30 @@ fn observe_block(
     updates: &mut Updates,
     reads: &[(i64, &str, &str)],
     found: &mut Vec<Option<u32>>,
+    seen: &mut SeenKeys,
 ) {
     let at = job.at;
+    let reads = &reads[..reads.len().min(ROW_BLOCK)];
+    // The tenant of every read before `at` whose tenant the inventory has.
+    let mut tenant_of = [None; ROW_BLOCK];
+    for (t, &(ts, tenant, _)) in tenant_of.iter_mut().zip(reads) {
+        if ts < at {
+            *t = table.tenants.get(tenant);
+        }
+    }
+    let probes = tenant_of
+        .iter()
+        .zip(reads)
+        .filter_map(|(t, r)| Some(((*t)?, r.2.as_bytes())));
+    std::hint::black_box(seen.touch(probes));
+    let mut remembered = [None; ROW_BLOCK];
     let mut queries = [(0u32, &b""[..], 0u64); ROW_BLOCK];
     let mut query_of = [usize::MAX; ROW_BLOCK];
     let mut n = 0;
-    for (j, &(ts, tenant, key)) in reads.iter().enumerate().take(ROW_BLOCK) {
-        if ts < at
-            && let Some(t) = table.tenants.get(tenant)
-        {
+    for (j, (&t, &(_, _, key))) in tenant_of.iter().zip(reads).enumerate() {
+        let Some(t) = t else { continue };
+        remembered[j] = seen.get(t, key.as_bytes());
+        if remembered[j].is_none() {
             queries[n] = (t, key.as_bytes(), hash_key(key.as_bytes()));
             query_of[j] = n;
             n += 1;
@@ -497,15 +514,22 @@ fn observe_block(
     }
     found.clear();
     table.index.find_block(&queries[..n], found);
+    for (&(t, key, _), &object) in queries[..n].iter().zip(found.iter()) {
+        seen.insert(t, key, object);
+    }
     for (j, &(ts, tenant, key)) in reads.iter().enumerate() {
         if ts >= at {
             part.reads_at_or_after += 1;
             continue;
         }
         part.earliest = Some(part.earliest.map_or(ts, |x| x.min(ts)));
-        let object = match query_of.get(j).and_then(|&q| found.get(q)) {
-            Some(&Some(i)) => Ok(Some(i)),
-            _ => table.lookup_tenantless(tenant, key),
+        let in_own_tenant = match remembered[j] {
+            Some(answer) => answer,
+            None => found.get(query_of[j]).copied().flatten(),
+        };
+        let object = match in_own_tenant {
+            Some(i) => Ok(Some(i)),
+            None => table.lookup_tenantless(tenant, key),
         };
         record_read(table, job, part, updates, object, tenant, key, ts);
     }
@@ -1189,9 +1213,11 @@ fn parquet_events(
         progress,
         error: None,
     });
+    let most_rows = plan.batches.iter().map(|&(_, _, n)| n).max().unwrap_or_default();
     let work = || {
         let mut updates = Updates::new();
         let mut found = Vec::with_capacity(ROW_BLOCK);
+        let mut seen = SeenKeys::for_rows(most_rows);
         loop {
             let batch = next.fetch_add(1, Ordering::Relaxed);
             if batch >= plan.batches.len() || stop.load(Ordering::Relaxed) {
@@ -1206,6 +1232,7 @@ fn parquet_events(
                 first_malformed: Vec::new(),
                 error: None,
             };
+            seen.next_batch();
             let decoded = plan.read(batch).and_then(|df| {
                 let mut line = first_rows[batch];
                 for_each_row(&df, &columns, default_tenant, |rows| {
@@ -1239,7 +1266,15 @@ fn parquet_events(
                             }
                         }
                     }
-                    observe_block(table, job, &mut r.part, &mut updates, &reads[..n], &mut found);
+                    observe_block(
+                        table,
+                        job,
+                        &mut r.part,
+                        &mut updates,
+                        &reads[..n],
+                        &mut found,
+                        &mut seen,
+                    );
                 })
                 .map_err(|e| ReadError::parquet(path, e))
             });

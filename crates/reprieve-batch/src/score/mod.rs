@@ -7,11 +7,12 @@
 //!    time.
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
 //!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
-//!    threads (row groups in turn, results merged in file order: the same numbers for any thread count). An event
-//!    without a tenant (Apache and nginx logs name no bucket) matches its key in the default tenant (`""`) if the
-//!    inventory has it there, else in the one inventory tenant that holds that key; when several tenants hold it
-//!    the read is counted as ambiguous and attributed to none. Reads for keys not in the inventory are counted
-//!    (totals, distinct keys up to [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
+//!    threads (row groups in turn, results merged in file order: the same numbers for any thread count), and a key
+//!    repeated within a row group is looked up once (module `seen`). An event without a tenant (Apache and nginx
+//!    logs name no bucket) matches its key in the default tenant (`""`) if the inventory has it there, else in the
+//!    one inventory tenant that holds that key; when several tenants hold it the read is counted as ambiguous and
+//!    attributed to none. Reads for keys not in the inventory are counted (totals, distinct keys up to
+//!    [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
@@ -29,6 +30,7 @@ mod output;
 mod prices;
 mod progress;
 mod report;
+mod seen;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
