@@ -249,8 +249,8 @@ fn push_signed_3(out: &mut String, x: f64) {
                 break;
             }
         }
-        // ASCII digits and a dot.
-        out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+        // ASCII digits and a dot, pushed as chars: no UTF-8 check of the slice.
+        out.extend(digits[start..].iter().map(|&b| char::from(b)));
     } else {
         let _ = write!(out, "{x:+.3}");
     }
