@@ -473,9 +473,9 @@ impl Table {
     }
 }
 
-/// Folds a block of reads `(ts, tenant, key)` into a batch's part and the pending stats updates, exactly as
-/// [`observe`] on each in turn would. Keys already looked up in this batch are answered by `seen`; the others are
-/// looked up together ([`KeyIndex::find_block`]) and remembered.
+/// Folds reads `(ts, tenant, key)` into a batch's part and the pending stats updates, exactly as [`observe`] on
+/// each in turn would, [`ROW_BLOCK`] at a time. Keys already looked up in this batch are answered by `seen`; the
+/// others of a block are looked up together ([`KeyIndex::find_block`]) and remembered.
 fn observe_block(
     table: &Table,
     job: &ScoreJob,
@@ -485,8 +485,13 @@ fn observe_block(
     found: &mut Vec<Option<u32>>,
     seen: &mut SeenKeys,
 ) {
+    if reads.len() > ROW_BLOCK {
+        for block in reads.chunks(ROW_BLOCK) {
+            observe_block(table, job, part, updates, block, found, seen);
+        }
+        return;
+    }
     let at = job.at;
-    let reads = &reads[..reads.len().min(ROW_BLOCK)];
     // The tenant of every read before `at` whose tenant the inventory has.
     let mut tenant_of = [None; ROW_BLOCK];
     for (t, &(ts, tenant, _)) in tenant_of.iter_mut().zip(reads) {
