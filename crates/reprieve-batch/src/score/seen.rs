@@ -91,16 +91,16 @@ impl SeenKeys {
         }
     }
 
-    /// Reads the first entry of each probe, so that the cache misses of a block of keys overlap; returns a value
-    /// only to keep the reads from being optimised away.
-    pub(crate) fn touch<'a>(&self, keys: impl Iterator<Item = (u32, &'a [u8])>) -> u64 {
+    /// Reads the first entry of each probe, so that the cache misses of a block of keys overlap (like
+    /// [`KeyIndex::touch`](super::index::KeyIndex::touch)).
+    pub(crate) fn touch<'a>(&self, keys: impl Iterator<Item = (u32, &'a [u8])>) {
         let mut sum = 0;
         for (tenant, key) in keys {
             if let Some(tag) = tag_of(key) {
                 sum ^= self.entries[start(tag, tenant, self.shift)].tag;
             }
         }
-        sum
+        std::hint::black_box(sum);
     }
 
     /// The entry word of `tenant` in this batch; `None` for tenant numbers past 16 bits (never remembered).
