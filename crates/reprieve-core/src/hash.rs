@@ -57,6 +57,52 @@ impl Default for Fnv128 {
     }
 }
 
+/// The FNV-128 prime, `2^88 + 0x13b`.
+const FNV128_PRIME: u128 = (1 << 88) + 0x13b;
+
+/// Writing one fixed byte string to an [`Fnv128`] in a single multiply-add instead of a step per byte.
+///
+/// One step maps a state `h` to `(h ^ b) * P`. XOR with a byte changes only the low 8 bits, so `h ^ b = h + d`
+/// where `d = (l ^ b) - l` depends only on `h`'s low byte `l`; and the low byte of `(h + d) * P` again depends
+/// only on `l`. By induction, writing `m` bytes maps `h` to `h * P^m + c(l)`, where `c` depends only on the bytes
+/// and on `l`: 256 values, found by writing the bytes to each state `l < 256`.
+#[derive(Clone)]
+pub struct Fnv128Suffix {
+    /// `P^m`, `m` the number of bytes.
+    power: u128,
+    /// `c(l)` for every low byte `l`.
+    tail: Box<[u128; 256]>,
+}
+
+impl Fnv128Suffix {
+    /// Precomputes writing `bytes` (256 writes of them: for a few dozen bytes, tens of microseconds).
+    pub fn new(bytes: &[u8]) -> Self {
+        let power = bytes.iter().fold(1u128, |p, _| p.wrapping_mul(FNV128_PRIME));
+        let mut tail = Box::new([0u128; 256]);
+        for (low, c) in tail.iter_mut().enumerate() {
+            let mut h = Fnv128(low as u128);
+            h.write(bytes);
+            *c = h.0.wrapping_sub((low as u128).wrapping_mul(power));
+        }
+        Self { power, tail }
+    }
+
+    /// `h` after writing the bytes, exactly as [`Fnv128::write`] would leave it.
+    pub fn apply(&self, h: &mut Fnv128) {
+        h.0 =
+            h.0.wrapping_mul(self.power)
+                .wrapping_add(self.tail[(h.0 & 0xff) as usize]);
+    }
+}
+
+impl std::fmt::Debug for Fnv128Suffix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fnv128Suffix")
+            .field("power", &self.power)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Which of `shards` shards a key belongs to (stable across runs and machines).
 pub fn shard_of(tenant: &str, key: &str, shards: u32) -> u32 {
     let mut h = Fnv64::new();
@@ -102,6 +148,32 @@ mod tests {
             let mut h = Fnv128::new();
             h.write(&bytes);
             assert_eq!(h.finish(), textbook, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_precomputed_suffix_writes_what_the_bytes_write() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in [0usize, 1, 2, 7, 8, 40, 41, 300] {
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let suffix = Fnv128Suffix::new(&bytes);
+            // Every low byte, with random high bits, and the real starting state.
+            let starts = (0..256u128)
+                .map(|low| (u128::from(next()) << 64 | u128::from(next())) & !0xff | low)
+                .chain([Fnv128::new().0]);
+            for start in starts {
+                let mut by_bytes = Fnv128(start);
+                by_bytes.write(&bytes);
+                let mut by_suffix = Fnv128(start);
+                suffix.apply(&mut by_suffix);
+                assert_eq!(by_suffix.finish(), by_bytes.finish(), "{len} bytes from {start:x}");
+            }
         }
     }
 

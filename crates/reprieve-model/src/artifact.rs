@@ -4,10 +4,11 @@
 //! the scorer's parameters, the calibration, the thresholds per verdict class with the targets they were chosen
 //! for, a summary of the training data, and evaluation metrics.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reprieve_core::features::{FEATURE_COUNT, FeatureSchema, FeatureVector};
+use reprieve_core::features::{FEATURE_COUNT, FEATURE_NAMES, FeatureSchema, FeatureVector};
 use reprieve_core::{Contribution, Thresholds};
 use serde::{Deserialize, Serialize};
 
@@ -288,16 +289,24 @@ impl Scorer {
     }
 }
 
-/// The rank of feature `i`'s nonzero contribution `c` among contributions: larger for a larger magnitude, then for
-/// an earlier feature, which is the order contributions are listed in. The magnitude's bits order as `total_cmp`
-/// orders non-negative floats; the low half is the feature's index, reversed.
+/// The rank of feature `i`'s contribution `c` among contributions: larger for a larger magnitude, then for an
+/// earlier feature, which is the order contributions are listed in; 0 for a zero contribution. The magnitude's bits
+/// order as `total_cmp` orders non-negative floats; the low half is the feature's index, reversed.
 fn contribution_rank(i: usize, c: f64) -> u128 {
-    (u128::from(c.abs().to_bits()) << 64) | u128::from(u64::MAX - i as u64)
+    let magnitude = c.abs().to_bits();
+    // Without a branch on the magnitude: which features are zero differs from object to object.
+    ((u128::from(magnitude) << 64) | u128::from(u64::MAX - i as u64)) & 0u128.wrapping_sub(u128::from(magnitude != 0))
 }
 
-/// The feature a [`contribution_rank`] belongs to.
-fn ranked_feature(rank: u128) -> usize {
-    (u64::MAX - rank as u64) as usize
+/// Feature indices by decreasing typical contribution: the magnitude of a logistic model's standardized weight
+/// (the contribution of a value one standard deviation from the mean), ties and trees in feature order.
+fn likely_largest_first(params: &ScorerParams) -> Vec<u8> {
+    const _: () = assert!(FEATURE_COUNT <= 256, "feature indices must fit in a u8");
+    let mut order: Vec<u8> = (0..FEATURE_COUNT as u8).collect();
+    if let ScorerParams::Logistic { weights, .. } = params {
+        order.sort_by(|&a, &b| weights[usize::from(b)].abs().total_cmp(&weights[usize::from(a)].abs()));
+    }
+    order
 }
 
 /// Up to this many contributions are selected without sorting all of them.
@@ -310,6 +319,8 @@ pub struct Model {
     scorer: Scorer,
     /// Per feature, the accepted range (`-inf..inf` for unchecked features).
     accepted: Vec<(f64, f64)>,
+    /// Every feature index, in the order contributions are best selected in (see [`likely_largest_first`]).
+    likely_largest_first: Vec<u8>,
 }
 
 impl Model {
@@ -382,6 +393,7 @@ impl Model {
             }
         };
         Ok(Self {
+            likely_largest_first: likely_largest_first(&artifact.scorer),
             artifact,
             scorer,
             accepted,
@@ -489,7 +501,8 @@ impl Model {
             }
         }
         let contribution = |(i, c): (usize, f64)| Contribution {
-            feature: self.artifact.feature_schema.names[i].clone(),
+            // The artifact's names are the schema's (checked when it was loaded).
+            feature: Cow::Borrowed(FEATURE_NAMES[i]),
             value: x[i],
             contribution: c,
         };
@@ -509,10 +522,13 @@ impl Model {
             return terms.into_iter().take(top).map(contribution).collect();
         }
         // The same `top` terms by selection: keep the best so far by rank, descending; a term enters only if it
-        // outranks the last. Empty slots and zeros rank 0, below every term, so they never enter.
+        // outranks the last. Empty slots and zeros rank 0, below every term, so they never enter. Features are
+        // visited largest typical contribution first: the best fill early, and later terms rarely enter (a
+        // mispredicted branch each).
         let mut best = [0u128; SELECT_AT_MOST];
-        for (i, &c) in per_feature.iter().enumerate() {
-            let rank = if c == 0.0 { 0 } else { contribution_rank(i, c) };
+        for &i in &self.likely_largest_first {
+            let i = usize::from(i);
+            let rank = contribution_rank(i, per_feature[i]);
             if rank <= best[top - 1] {
                 continue;
             }
@@ -527,7 +543,7 @@ impl Model {
         best[..len]
             .iter()
             .map(|&rank| {
-                let i = ranked_feature(rank);
+                let i = (u64::MAX - rank as u64) as usize;
                 contribution((i, per_feature[i]))
             })
             .collect()

@@ -216,7 +216,7 @@ pub fn verdict_to_pb(v: &Verdict) -> v1::Verdict {
             .contributions
             .iter()
             .map(|c| v1::FeatureContribution {
-                feature: c.feature.clone(),
+                feature: c.feature.to_string(),
                 value: c.value,
                 contribution: c.contribution,
             })

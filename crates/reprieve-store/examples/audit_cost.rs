@@ -24,7 +24,7 @@ fn record(i: usize) -> AuditRecord {
             reasons: vec![ReasonCode::VeryUnlikelyReused],
             contributions: (0..5)
                 .map(|k| Contribution {
-                    feature: format!("feature_{k}"),
+                    feature: format!("feature_{k}").into(),
                     value: 1.234_567_8 * k as f64,
                     contribution: -0.345_678_9,
                 })

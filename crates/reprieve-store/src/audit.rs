@@ -237,7 +237,7 @@ fn decode_compact(bytes: &[u8]) -> Option<AuditRecord> {
     let contributions = (0..r.u8()?)
         .map(|_| {
             Some(Contribution {
-                feature: r.str()?.to_string(),
+                feature: r.str()?.to_string().into(),
                 value: r.f64()?,
                 contribution: r.f64()?,
             })
