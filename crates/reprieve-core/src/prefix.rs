@@ -10,21 +10,40 @@ use crate::time::{DAY, UnixSeconds};
 /// Fewest objects a prefix needs before "half of them were read on one day" counts as a bulk scan.
 pub const MIN_OBJECTS_FOR_BULK_SCAN: u64 = 3;
 
+/// The part of `key` before its first `@sha256:`: a container image's repository (with its tag, if any).
+fn image_repository(key: &str) -> Option<&str> {
+    // A search for one byte per `@`, not a substring searcher per key: almost no key has an `@`.
+    let mut from = 0;
+    while let Some(i) = key[from..].find('@') {
+        let at = from + i;
+        if key[at..].starts_with("@sha256:") {
+            return Some(&key[..at]);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 fn path_part(key: &str) -> &str {
     // Container images: the repository is the path, the digest is the object.
-    key.split_once("@sha256:").map_or(key, |(repo, _)| repo)
+    image_repository(key).unwrap_or(key)
 }
 
 /// The immediate parent prefix, with its trailing slash: `a/b/` for `a/b/c.png`, `` for `c.png`. For an image
 /// `host/team/app@sha256:...` it is the repository `host/team/app/`.
 pub fn parent_prefix(key: &str) -> String {
-    if let Some((repo, _)) = key.split_once("@sha256:") {
-        let repo = repo.split_once(':').map_or(repo, |(r, _)| r);
-        return format!("{repo}/");
-    }
-    match key.rfind('/') {
-        Some(i) => key[..=i].to_string(),
-        None => String::new(),
+    let mut parent = String::new();
+    push_parent_prefix(key, &mut parent);
+    parent
+}
+
+/// Appends [`parent_prefix`] of `key` to `out`, without allocating.
+pub fn push_parent_prefix(key: &str, out: &mut String) {
+    if let Some(repo) = image_repository(key) {
+        out.push_str(repo.split_once(':').map_or(repo, |(r, _)| r));
+        out.push('/');
+    } else if let Some(i) = key.rfind('/') {
+        out.push_str(&key[..=i]);
     }
 }
 
@@ -118,6 +137,35 @@ mod tests {
         assert_eq!(top_prefix("c.png"), "");
         assert_eq!(parent_prefix("host/team/app:1.0@sha256:ab"), "host/team/app/");
         assert_eq!(top_prefix("host/team/app@sha256:ab/x"), "host/");
+        assert_eq!(parent_prefix("me@home/team/app@sha256:ab"), "me@home/team/app/");
+        assert_eq!(top_prefix("me@home/team/app@sha256:ab"), "me@home/");
+        assert_eq!(parent_prefix("a/b@sha25/c@x"), "a/b@sha25/");
+    }
+
+    #[test]
+    fn prefixes_equal_their_definition_by_substring_search() {
+        let parent = |key: &str| match key.split_once("@sha256:") {
+            Some((repo, _)) => format!("{}/", repo.split_once(':').map_or(repo, |(r, _)| r)),
+            None => key.rfind('/').map_or(String::new(), |i| key[..=i].to_string()),
+        };
+        let top = |key: &str| {
+            let path = key.split_once("@sha256:").map_or(key, |(repo, _)| repo);
+            path.find('/').map_or("", |i| &key[..=i]).to_string()
+        };
+        let parts = ["a", "/", "@", "@sha256:", "@sha25", ":", "b1", "é"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5_000 {
+            let mut key = String::new();
+            for _ in 0..(state % 9) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                key.push_str(parts[(state % parts.len() as u64) as usize]);
+            }
+            state = state.wrapping_add(1);
+            assert_eq!(parent_prefix(&key), parent(&key), "{key}");
+            assert_eq!(top_prefix(&key), top(&key), "{key}");
+        }
     }
 
     #[test]

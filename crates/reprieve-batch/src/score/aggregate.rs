@@ -18,7 +18,7 @@ use std::sync::{Mutex, PoisonError};
 
 use reprieve_core::hash::shard_of;
 use reprieve_core::history::RECENT_CAPACITY;
-use reprieve_core::prefix::{PrefixAccumulator, parent_prefix, top_prefix};
+use reprieve_core::prefix::{PrefixAccumulator, push_parent_prefix, top_prefix};
 use reprieve_core::{
     AccessEvent, AccessHistory, AccessSummary, HistoryStats, ImageFacts, ObjectRecord, PrefixActivity, StorageClass,
     UnixSeconds,
@@ -492,11 +492,20 @@ fn observe_block(
         return;
     }
     let at = job.at;
-    // The tenant of every read before `at` whose tenant the inventory has.
+    // The tenant of every read before `at` whose tenant the inventory has. Reads come in runs of one tenant, whose
+    // name a dictionary-encoded column gives as the same slice each time: the last answer is checked first.
     let mut tenant_of = [None; ROW_BLOCK];
+    let mut last: Option<(&str, Option<u32>)> = None;
     for (t, &(ts, tenant, _)) in tenant_of.iter_mut().zip(reads) {
         if ts < at {
-            *t = table.tenants.get(tenant);
+            *t = match last {
+                Some((name, id)) if std::ptr::eq(name, tenant) || name == tenant => id,
+                _ => {
+                    let id = table.tenants.get(tenant);
+                    last = Some((tenant, id));
+                    id
+                }
+            };
         }
     }
     let probes = tenant_of
@@ -983,7 +992,7 @@ fn read_inventory_table(job: &ScoreJob, progress: &mut Progress) -> Result<Inven
             };
             let parent_start = block.prefixes.len();
             block.keys.push_str(key);
-            block.prefixes.push_str(&parent_prefix(key));
+            push_parent_prefix(key, &mut block.prefixes);
             let parent_end = block.prefixes.len();
             block.prefixes.push_str(top_prefix(key));
             let prefixes = block.prefixes.as_bytes();
