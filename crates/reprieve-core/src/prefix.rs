@@ -12,7 +12,12 @@ pub const MIN_OBJECTS_FOR_BULK_SCAN: u64 = 3;
 
 /// The part of `key` before its first `@sha256:`: a container image's repository (with its tag, if any).
 fn image_repository(key: &str) -> Option<&str> {
-    // A search for one byte per `@`, not a substring searcher per key: almost no key has an `@`.
+    // Almost no key has an `@`: say so in a few wide compares (16 bytes at a time, no early exit to stop the
+    // compiler from vectorising) before searching for the `@` of a digest.
+    let has_at = |chunk: &[u8]| chunk.iter().fold(false, |seen, &b| seen | (b == b'@'));
+    if !key.as_bytes().chunks(16).any(has_at) {
+        return None;
+    }
     let mut from = 0;
     while let Some(i) = key[from..].find('@') {
         let at = from + i;
