@@ -6,8 +6,8 @@
 /// Keys of the inventory by object index, and the hash table over (tenant id, key).
 #[derive(Debug)]
 pub(crate) struct KeyIndex {
-    /// Every key's bytes, back to back.
-    arena: Vec<u8>,
+    /// Every key, back to back (a `String`, so that a key is sliced out without checking its UTF-8 again).
+    arena: String,
     /// Per object: the end of its key in `arena` (it starts where object `i - 1`'s ends) in the low
     /// [`END_BITS`] bits, its tenant id above them: one cache line holds all a lookup needs besides the bytes.
     ends: Vec<u64>,
@@ -18,7 +18,7 @@ pub(crate) struct KeyIndex {
 impl Default for KeyIndex {
     fn default() -> Self {
         Self {
-            arena: Vec::new(),
+            arena: String::new(),
             ends: Vec::new(),
             slots: vec![0; 1 << 10],
         }
@@ -127,12 +127,14 @@ impl KeyIndex {
     /// Object `i`'s key bytes.
     #[inline]
     pub(crate) fn key_bytes(&self, i: usize) -> &[u8] {
-        &self.arena[self.key_start(i)..(self.ends[i] & END_MASK) as usize]
+        &self.arena.as_bytes()[self.key_start(i)..(self.ends[i] & END_MASK) as usize]
     }
 
-    /// Object `i`'s key (the arena holds only whole `str`s).
+    /// Object `i`'s key. Keys are pushed whole, so both ends are char boundaries: slicing checks only those.
     pub(crate) fn key(&self, i: usize) -> &str {
-        std::str::from_utf8(self.key_bytes(i)).unwrap_or_default()
+        self.arena
+            .get(self.key_start(i)..(self.ends[i] & END_MASK) as usize)
+            .unwrap_or_default()
     }
 
     pub(crate) fn tenant(&self, i: usize) -> u32 {
@@ -182,7 +184,7 @@ impl KeyIndex {
                     let i = (slot & 0xffff_ffff) as usize - 1;
                     let start = self.key_start(i);
                     // Reading the first byte starts the fetch of the candidate's key.
-                    if self.tenant(i) == tenant && self.arena.get(start) == key.first() {
+                    if self.tenant(i) == tenant && self.arena.as_bytes().get(start) == key.first() {
                         candidate[j] = i;
                     }
                 }
@@ -218,7 +220,7 @@ impl KeyIndex {
             return None;
         }
         let i = self.ends.len();
-        self.arena.extend_from_slice(key.as_bytes());
+        self.arena.push_str(key);
         self.ends.push(u64::from(tenant) << END_BITS | end);
         if (i + 1) * 10 > self.slots.len() * 7 {
             self.grow();
@@ -248,7 +250,13 @@ impl KeyIndex {
         for &slot in slots.iter() {
             if slot != 0 {
                 let i = (slot & 0xffff_ffff) as usize - 1;
-                sum ^= u64::from(self.arena.get(self.key_start(i)).copied().unwrap_or_default());
+                sum ^= u64::from(
+                    self.arena
+                        .as_bytes()
+                        .get(self.key_start(i))
+                        .copied()
+                        .unwrap_or_default(),
+                );
             }
         }
         std::hint::black_box(sum);
