@@ -420,22 +420,15 @@ const STACK_NAME: usize = 128;
 ///
 /// One pass over each token of the name, without allocating for names up to 128 bytes.
 pub fn name_signals(key: &str, content_type: Option<&str>) -> NameSignals {
-    const DIGEST: &str = "@sha256:";
     let mut s = NameSignals::default();
     // Container images are `repository@sha256:...` (optionally with `:tag`): the first `@sha256:` splits them.
-    // One pass up to it finds the path's directory separators and the last of them.
+    // The path before it: its directory separators (counted without a branch per byte) and the last of them.
     let bytes = key.as_bytes();
-    let (mut digest_at, mut path_end) = (None, bytes.len());
-    let (mut slashes, mut last_slash) = (0u32, None);
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'/' {
-            slashes += 1;
-            last_slash = Some(i);
-        } else if b == b'@' && bytes[i..].starts_with(DIGEST.as_bytes()) {
-            (digest_at, path_end) = (Some(i), i);
-            break;
-        }
-    }
+    let digest_at = crate::prefix::image_repository(key).map(str::len);
+    let path_end = digest_at.unwrap_or(bytes.len());
+    let path = &bytes[..path_end];
+    let mut slashes: u32 = path.iter().map(|&b| u32::from(b == b'/')).sum();
+    let last_slash = path.iter().rposition(|&b| b == b'/');
     // Trailing separators end no directory.
     let mut end = path_end;
     while end > 0 && bytes[end - 1] == b'/' {
