@@ -646,19 +646,50 @@ impl Aggregated {
 
     /// The `n`-th object of the shard in (tenant, key) order, ready to score.
     pub(crate) fn object(&self, n: usize) -> PreparedObject {
+        let mut object = PreparedObject {
+            record: ObjectRecord::default(),
+            stats: self.empty,
+            image: None,
+        };
+        self.object_into(n, &mut object);
+        object
+    }
+
+    /// [`Self::object`] written over `object`, whose strings are reused (a scoring thread builds millions).
+    pub(crate) fn object_into(&self, n: usize, object: &mut PreparedObject) {
         let i = self.order[n] as usize;
         let f = &self.table.facts[i];
         let stats = *self.stats(i);
-        let text = |strings: &Strings, id: u32| strings.name(id).map(str::to_owned);
-        let record = ObjectRecord {
-            key: self.table.index.key(i).to_owned(),
-            tenant: text(&self.table.tenants, self.table.index.tenant(i)).unwrap_or_default(),
+        let PreparedObject { record, .. } = object;
+        let mut key = std::mem::take(&mut record.key);
+        key.clear();
+        key.push_str(self.table.index.key(i));
+        let mut tenant = std::mem::take(&mut record.tenant);
+        tenant.clear();
+        tenant.push_str(self.table.tenants.name(self.table.index.tenant(i)).unwrap_or_default());
+        // The text in `spare`'s allocation, if there is text.
+        let reuse = |spare: Option<String>, text: Option<&str>| {
+            text.map(|text| {
+                let mut s = spare.unwrap_or_default();
+                s.clear();
+                s.push_str(text);
+                s
+            })
+        };
+        let content_type = reuse(
+            record.content_type.take(),
+            self.table.content_types.name(f.content_type),
+        );
+        let owner = reuse(record.owner.take(), self.table.owners.name(f.owner));
+        *record = ObjectRecord {
+            key,
+            tenant,
             size: f.opt(HAS_SIZE, f.size),
             created: f.opt(HAS_CREATED, f.created),
             modified: f.opt(HAS_MODIFIED, f.modified),
-            content_type: text(&self.table.content_types, f.content_type),
+            content_type,
             storage_class: f.storage_class,
-            owner: text(&self.table.owners, f.owner),
+            owner,
             legal_hold: f.flags & LEGAL_HOLD != 0,
             retain_until: f.opt(HAS_RETAIN_UNTIL, f.retain_until),
             live_references: f.live_references,
@@ -674,11 +705,8 @@ impl Aggregated {
             parent_activity: Some(self.parents[f.parent as usize]),
             top_activity: Some(self.tops[f.top as usize]),
         };
-        PreparedObject {
-            record,
-            stats,
-            image: None,
-        }
+        object.stats = stats;
+        object.image = None;
     }
 
     /// Every object of the shard, built.

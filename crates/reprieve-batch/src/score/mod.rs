@@ -32,7 +32,6 @@ mod progress;
 mod report;
 mod seen;
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use reprieve_core::features::extract_image_with_stats;
@@ -190,7 +189,9 @@ pub fn score_image_with_stats(
 /// the compact aggregate.
 trait Objects: Sync {
     fn count(&self) -> usize;
-    fn get(&self, n: usize) -> Cow<'_, PreparedObject>;
+    /// The `n`-th object: borrowed when the objects are already built, else built in `spare` (reusing the strings
+    /// of the object built there before).
+    fn get<'a>(&'a self, n: usize, spare: &'a mut Option<PreparedObject>) -> &'a PreparedObject;
     /// Reads (without using) the memory that building objects `range` needs, so that [`Self::get`] finds it in
     /// the cache.
     fn prefetch(&self, _range: std::ops::Range<usize>) {}
@@ -204,8 +205,8 @@ impl Objects for [PreparedObject] {
         self.len()
     }
 
-    fn get(&self, n: usize) -> Cow<'_, PreparedObject> {
-        Cow::Borrowed(&self[n])
+    fn get<'a>(&'a self, n: usize, _spare: &'a mut Option<PreparedObject>) -> &'a PreparedObject {
+        &self[n]
     }
 }
 
@@ -214,8 +215,14 @@ impl Objects for aggregate::Aggregated {
         self.len()
     }
 
-    fn get(&self, n: usize) -> Cow<'_, PreparedObject> {
-        Cow::Owned(self.object(n))
+    fn get<'a>(&'a self, n: usize, spare: &'a mut Option<PreparedObject>) -> &'a PreparedObject {
+        match spare {
+            Some(object) => {
+                self.object_into(n, object);
+                object
+            }
+            None => spare.insert(self.object(n)),
+        }
     }
 
     fn prefetch(&self, range: std::ops::Range<usize>) {
@@ -242,12 +249,13 @@ fn score_range<O: Objects + ?Sized>(
         let mut rows = ScoreRows::with_capacity(part.len());
         let mut tally = Tally::new(window_start);
         let mut verdicts = Vec::with_capacity(if keep_verdicts { part.len() } else { 0 });
+        let mut spare = None;
         for n in part {
             if n % PREFETCH == 0 {
                 objects.prefetch(n + PREFETCH..(n + 2 * PREFETCH).min(part_end));
             }
-            let object = objects.get(n);
-            let scored = score_object(engine, &object, ScopeState::default());
+            let object = objects.get(n, &mut spare);
+            let scored = score_object(engine, object, ScopeState::default());
             tally.add(&object.record, &object.stats, &scored.verdict);
             rows.push(&object.record, &object.stats, &scored.verdict);
             if keep_verdicts {
