@@ -301,7 +301,7 @@ fn contribution_rank(i: usize, c: f64) -> u128 {
 /// Feature indices by decreasing typical contribution: the magnitude of a logistic model's standardized weight
 /// (the contribution of a value one standard deviation from the mean), ties and trees in feature order.
 fn likely_largest_first(params: &ScorerParams) -> Vec<u8> {
-    const _: () = assert!(FEATURE_COUNT <= 256, "feature indices must fit in a u8");
+    const _: () = assert!(FEATURE_COUNT < 256, "feature indices and their count must fit in a u8");
     let mut order: Vec<u8> = (0..FEATURE_COUNT as u8).collect();
     if let ScorerParams::Logistic { weights, .. } = params {
         order.sort_by(|&a, &b| weights[usize::from(b)].abs().total_cmp(&weights[usize::from(a)].abs()));
