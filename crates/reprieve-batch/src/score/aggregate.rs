@@ -1108,13 +1108,18 @@ fn sorted_shard(table: &Table) -> Vec<u32> {
         words
     };
     type Item = (u32, [u64; HEAD_WORDS], u32);
-    let mut items: Vec<Item> = table
-        .facts
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.flags & IN_SHARD != 0)
-        .map(|(i, _)| (rank[table.index.tenant(i) as usize], head(i), i as u32))
-        .collect();
+    // Sized up front: grown by doubling, the vector (48 bytes an object) would be copied and its new pages zeroed
+    // several times over.
+    let in_shard = table.facts.iter().filter(|f| f.flags & IN_SHARD != 0).count();
+    let mut items: Vec<Item> = Vec::with_capacity(in_shard);
+    items.extend(
+        table
+            .facts
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.flags & IN_SHARD != 0)
+            .map(|(i, _)| (rank[table.index.tenant(i) as usize], head(i), i as u32)),
+    );
     let cmp = |a: &Item, b: &Item| {
         (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
             table
