@@ -661,35 +661,26 @@ impl Aggregated {
         let f = &self.table.facts[i];
         let stats = *self.stats(i);
         let PreparedObject { record, .. } = object;
-        let mut key = std::mem::take(&mut record.key);
-        key.clear();
-        key.push_str(self.table.index.key(i));
-        let mut tenant = std::mem::take(&mut record.tenant);
-        tenant.clear();
-        tenant.push_str(self.table.tenants.name(self.table.index.tenant(i)).unwrap_or_default());
-        // The text in `spare`'s allocation, if there is text.
-        let reuse = |spare: Option<String>, text: Option<&str>| {
-            text.map(|text| {
-                let mut s = spare.unwrap_or_default();
-                s.clear();
-                s.push_str(text);
-                s
-            })
+        // `text` in `spare`'s allocation.
+        let refill = |mut spare: String, text: &str| {
+            spare.clear();
+            spare.push_str(text);
+            spare
         };
-        let content_type = reuse(
-            record.content_type.take(),
-            self.table.content_types.name(f.content_type),
-        );
-        let owner = reuse(record.owner.take(), self.table.owners.name(f.owner));
+        let optional = |spare: Option<String>, text: Option<&str>| text.map(|t| refill(spare.unwrap_or_default(), t));
+        let tenant = self.table.tenants.name(self.table.index.tenant(i)).unwrap_or_default();
         *record = ObjectRecord {
-            key,
-            tenant,
+            key: refill(std::mem::take(&mut record.key), self.table.index.key(i)),
+            tenant: refill(std::mem::take(&mut record.tenant), tenant),
             size: f.opt(HAS_SIZE, f.size),
             created: f.opt(HAS_CREATED, f.created),
             modified: f.opt(HAS_MODIFIED, f.modified),
-            content_type,
+            content_type: optional(
+                record.content_type.take(),
+                self.table.content_types.name(f.content_type),
+            ),
             storage_class: f.storage_class,
-            owner,
+            owner: optional(record.owner.take(), self.table.owners.name(f.owner)),
             legal_hold: f.flags & LEGAL_HOLD != 0,
             retain_until: f.opt(HAS_RETAIN_UNTIL, f.retain_until),
             live_references: f.live_references,

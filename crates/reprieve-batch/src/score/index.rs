@@ -124,17 +124,21 @@ impl KeyIndex {
         i.checked_sub(1).map_or(0, |p| (self.ends[p] & END_MASK) as usize)
     }
 
+    /// Where object `i`'s key lies in the arena.
+    #[inline]
+    fn key_range(&self, i: usize) -> std::ops::Range<usize> {
+        self.key_start(i)..(self.ends[i] & END_MASK) as usize
+    }
+
     /// Object `i`'s key bytes.
     #[inline]
     pub(crate) fn key_bytes(&self, i: usize) -> &[u8] {
-        &self.arena.as_bytes()[self.key_start(i)..(self.ends[i] & END_MASK) as usize]
+        &self.arena.as_bytes()[self.key_range(i)]
     }
 
     /// Object `i`'s key. Keys are pushed whole, so both ends are char boundaries: slicing checks only those.
     pub(crate) fn key(&self, i: usize) -> &str {
-        self.arena
-            .get(self.key_start(i)..(self.ends[i] & END_MASK) as usize)
-            .unwrap_or_default()
+        self.arena.get(self.key_range(i)).unwrap_or_default()
     }
 
     pub(crate) fn tenant(&self, i: usize) -> u32 {
