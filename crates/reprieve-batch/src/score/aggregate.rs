@@ -191,14 +191,24 @@ impl Stripe {
     }
 }
 
-/// Reads waiting to be folded into their objects' stats, grouped by stripe (so that each stripe is locked once
-/// per flush).
+/// Reads waiting to be folded into their objects' stats. They are folded [`UPDATES_PER_FLUSH`] at a time, sorted by
+/// (stripe, object) first ([`sort_by_key_bits`]): each stripe is then locked once per flush, its slots are read in
+/// order, and an object read several times in the window is fetched from memory once for all of those reads
+/// instead of once per read.
 struct Updates {
-    by_stripe: Vec<Vec<(u32, i64)>>,
-    pending: usize,
+    /// `(stripe << local_bits | object / STRIPES, ts)`.
+    pending: Vec<(u32, i64)>,
+    /// The radix sort's other buffer.
+    scratch: Vec<(u32, i64)>,
+    /// Bits of `object / STRIPES` for the inventory's largest object index.
+    local_bits: u32,
 }
 
-const FLUSH_EVERY: usize = 1 << 16;
+/// Reads an [`Updates`] holds before folding them in (16 MiB, and as much again to sort them).
+const UPDATES_PER_FLUSH: usize = 1 << 20;
+
+/// Reads [`line_events`] folds into a part before merging it into the totals (keeps the unknown-key tally small).
+const READS_PER_PART: usize = 1 << 16;
 
 /// Updates whose stats are touched together before any is folded in (see [`touch`]).
 const TOUCH_BLOCK: usize = 32;
@@ -222,35 +232,78 @@ fn touch(stats: &[HistoryStats], slots: &[u32]) {
     std::hint::black_box(sum);
 }
 
+/// Sorts `items` by their key, of which only the low `bits` bits may be set: a stable radix sort, least significant
+/// byte first, in `ceil(bits / 8)` passes at most, with `scratch` as the other buffer.
+fn sort_by_key_bits<T: Copy>(items: &mut Vec<(u32, T)>, scratch: &mut Vec<(u32, T)>, bits: u32) {
+    let Some(&filler) = items.first() else {
+        return;
+    };
+    for shift in (0..bits.min(32)).step_by(8) {
+        let digit = |key: u32| (key >> shift) as usize & 0xff;
+        let mut starts = [0usize; 256];
+        for &(key, _) in items.iter() {
+            starts[digit(key)] += 1;
+        }
+        if starts[digit(filler.0)] == items.len() {
+            continue; // one digit value for all: the pass would move nothing
+        }
+        let mut next = 0;
+        for start in &mut starts {
+            (*start, next) = (next, next + *start);
+        }
+        scratch.clear();
+        scratch.resize(items.len(), filler);
+        for &item in items.iter() {
+            let d = digit(item.0);
+            scratch[starts[d]] = item;
+            starts[d] += 1;
+        }
+        std::mem::swap(items, scratch);
+    }
+}
+
 impl Updates {
-    fn new() -> Self {
+    /// Updates for an inventory of `objects` objects.
+    fn new(objects: usize) -> Self {
+        let largest_local = objects.saturating_sub(1) / STRIPES;
         Self {
-            by_stripe: (0..STRIPES).map(|_| Vec::new()).collect(),
-            pending: 0,
+            pending: Vec::new(),
+            scratch: Vec::new(),
+            local_bits: usize::BITS - largest_local.leading_zeros(),
         }
     }
 
     #[inline]
     fn push(&mut self, object: u32, ts: i64, stripes: &[Mutex<Stripe>], at: UnixSeconds) {
         let o = object as usize;
-        self.by_stripe[o % STRIPES].push(((o / STRIPES) as u32, ts));
-        self.pending += 1;
-        if self.pending >= FLUSH_EVERY {
+        // `STRIPES` is 2^6 and an object index is below 2^32: the key fits in 32 bits.
+        let key = (((o % STRIPES) << self.local_bits) | (o / STRIPES)) as u32;
+        self.pending.push((key, ts));
+        if self.pending.len() >= UPDATES_PER_FLUSH {
             self.flush(stripes, at);
         }
     }
 
     fn flush(&mut self, stripes: &[Mutex<Stripe>], at: UnixSeconds) {
-        for (stripe, updates) in stripes.iter().zip(&mut self.by_stripe) {
-            if updates.is_empty() {
-                continue;
-            }
-            let mut stripe = stripe.lock().unwrap_or_else(PoisonError::into_inner);
+        let local_bits = self.local_bits;
+        sort_by_key_bits(
+            &mut self.pending,
+            &mut self.scratch,
+            local_bits + STRIPES.trailing_zeros(),
+        );
+        let local_mask = (1u32 << local_bits) - 1;
+        let mut rest = &self.pending[..];
+        while let Some(&(first, _)) = rest.first() {
+            let stripe_of = |key: u32| (u64::from(key) >> local_bits) as usize;
+            let in_stripe = rest.partition_point(|&(key, _)| stripe_of(key) == stripe_of(first));
+            let (updates, after) = rest.split_at(in_stripe);
+            rest = after;
+            let mut stripe = stripes[stripe_of(first)].lock().unwrap_or_else(PoisonError::into_inner);
             let Stripe { slots, stats } = &mut *stripe;
             let mut at_slot = [0u32; TOUCH_BLOCK];
             for block in updates.chunks(TOUCH_BLOCK) {
-                for (&(local, _), s) in block.iter().zip(&mut at_slot) {
-                    let slot = &mut slots[local as usize];
+                for (&(key, _), s) in block.iter().zip(&mut at_slot) {
+                    let slot = &mut slots[(key & local_mask) as usize];
                     if *slot == NONE {
                         *slot = stats.len() as u32;
                         stats.push(HistoryStats::new(at));
@@ -262,9 +315,8 @@ impl Updates {
                     stats[s as usize].observe(ts);
                 }
             }
-            updates.clear();
         }
-        self.pending = 0;
+        self.pending.clear();
     }
 }
 
@@ -1156,7 +1208,7 @@ fn line_events(
     progress: &mut Progress,
 ) -> Result<ReadReport, ReadError> {
     let mut part = Part::default();
-    let mut updates = Updates::new();
+    let mut updates = Updates::new(table.facts.len());
     let mut in_part = 0usize;
     let report = for_each_event(path, options, |e: AccessEvent| {
         totals.events += 1;
@@ -1164,7 +1216,7 @@ fn line_events(
         observe(table, job, &mut part, &mut updates, &e.tenant, &e.key, e.ts);
         in_part += 1;
         // Keeps the part's unknown-key tally small; merging in order keeps the result exact.
-        if in_part >= FLUSH_EVERY {
+        if in_part >= READS_PER_PART {
             totals.merge(std::mem::take(&mut part));
             in_part = 0;
         }
@@ -1253,13 +1305,13 @@ fn parquet_events(
     });
     let most_rows = plan.batches.iter().map(|&(_, _, n)| n).max().unwrap_or_default();
     let work = || {
-        let mut updates = Updates::new();
+        let mut updates = Updates::new(table.facts.len());
         let mut found = Vec::with_capacity(ROW_BLOCK);
         let mut seen = SeenKeys::for_rows(most_rows);
         loop {
             let batch = next.fetch_add(1, Ordering::Relaxed);
             if batch >= plan.batches.len() || stop.load(Ordering::Relaxed) {
-                return;
+                break;
             }
             let mut r = BatchResult {
                 part: Part::default(),
@@ -1316,7 +1368,6 @@ fn parquet_events(
                 })
                 .map_err(|e| ReadError::parquet(path, e))
             });
-            updates.flush(&table.stripes, job.at);
             if let Err(e) = decoded {
                 r.error = Some(e);
             }
@@ -1325,6 +1376,7 @@ fn parquet_events(
             }
             merger.lock().unwrap_or_else(PoisonError::into_inner).deposit(batch, r);
         }
+        updates.flush(&table.stripes, job.at);
     };
     let threads = threads().min(plan.batches.len()).max(1);
     std::thread::scope(|s| {
@@ -1347,4 +1399,64 @@ fn parquet_events(
         "read access log"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The radix sort gives what a stable sort by key gives, for keys of any width up to 32 bits.
+        #[test]
+        fn radix_sort_is_a_stable_sort(bits in 0u32..=32, raw in prop::collection::vec(any::<u32>(), 0..3_000)) {
+            let mask = if bits == 32 { u32::MAX } else { (1u32 << bits) - 1 };
+            let mut items: Vec<(u32, usize)> = raw.iter().enumerate().map(|(i, &k)| (k & mask, i)).collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|&(k, _)| k);
+            sort_by_key_bits(&mut items, &mut Vec::new(), bits);
+            prop_assert_eq!(items, expected);
+        }
+    }
+
+    /// Flushes fold every read into its own object's stats, whatever the order the reads came in.
+    #[test]
+    fn flush_folds_each_read_into_its_object() {
+        let at = 1_000_000;
+        for objects in [1usize, 63, 64, 65, 1_000] {
+            let stripes: Vec<Mutex<Stripe>> = (0..STRIPES)
+                .map(|s| {
+                    Mutex::new(Stripe {
+                        slots: vec![NONE; objects.saturating_sub(s).div_ceil(STRIPES)],
+                        stats: Vec::new(),
+                    })
+                })
+                .collect();
+            let mut updates = Updates::new(objects);
+            let mut expected = vec![HistoryStats::new(at); objects];
+            for r in 0..5_000u64 {
+                let object = (r.wrapping_mul(0x9e37_79b9) % objects as u64) as u32;
+                let ts = at - 1 - (r * 7_919 % 500_000) as i64;
+                expected[object as usize].observe(ts);
+                updates.push(object, ts, &stripes, at);
+                if r == 2_000 {
+                    // A later flush folds into the stats the earlier ones made.
+                    updates.flush(&stripes, at);
+                }
+            }
+            updates.flush(&stripes, at);
+            let stripes: Vec<Stripe> = stripes
+                .into_iter()
+                .map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
+                .collect();
+            for (o, want) in expected.iter().enumerate() {
+                let got = stripes[o % STRIPES]
+                    .get(o / STRIPES)
+                    .copied()
+                    .unwrap_or(HistoryStats::new(at));
+                assert_eq!(&got, want, "object {o} of {objects}");
+            }
+        }
+    }
 }
