@@ -8,17 +8,18 @@
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
 //!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
 //!    threads (row groups in turn, results merged in file order: the same numbers for any thread count), and a key
-//!    repeated within a row group is looked up once (module `seen`). An event without a tenant (Apache and nginx
-//!    logs name no bucket) matches its key in the default tenant (`""`) if the inventory has it there, else in the
-//!    one inventory tenant that holds that key; when several tenants hold it the read is counted as ambiguous and
-//!    attributed to none. Reads for keys not in the inventory are counted (totals, distinct keys up to
-//!    [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
+//!    repeated within a row group is looked up once (module `seen`). Reads are folded in a million at a time,
+//!    sorted by object first, so that an object's stats are fetched from memory once per batch of reads. An event
+//!    without a tenant (Apache and nginx logs name no bucket) matches its key in the default tenant (`""`) if the
+//!    inventory has it there, else in the one inventory tenant that holds that key; when several tenants hold it
+//!    the read is counted as ambiguous and attributed to none. Reads for keys not in the inventory are counted
+//!    (totals, distinct keys up to [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
-//!    the server), chunk by chunk on worker threads that also format its row and tally it for the report, and the
-//!    rows are written, sorted by (tenant, key), to the scores file (see [`SCORE_COLUMNS`]) on a thread of their
-//!    own. With [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
+//!    the server), on worker threads that take blocks of objects in turn and also format each row and tally it for
+//!    the report; the blocks are handed on in order, and the rows are written, sorted by (tenant, key), to the
+//!    scores file (see [`SCORE_COLUMNS`]) on a thread of their own. With [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
 //! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
 //!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
 //!    malformed-line counts and the reads for keys not in the inventory.
@@ -40,8 +41,8 @@ use reprieve_model::{Engine, Scored};
 
 pub use self::aggregate::{KeyReads, Prepared, PreparedObject, UNKNOWN_KEYS_CAP, UNKNOWN_TOP, UnknownReads, prepare};
 pub use self::error::BatchError;
+use self::output::{CHUNK_ROWS, ScoreRows, ScoresWriter};
 pub use self::output::{SCORE_COLUMNS, ScoresFormat};
-use self::output::{ScoreRows, ScoresWriter};
 pub use self::prices::{BYTES_PER_GB, PriceTable};
 use self::progress::Progress;
 use self::report::Tally;
@@ -234,57 +235,138 @@ impl Objects for aggregate::Aggregated {
 /// order when they are wanted (for a [`VerdictSink`]; else empty).
 type ScoredChunk = (Vec<ScoreRows>, Tally, Vec<Scored>);
 
-/// Builds, scores, formats and tallies objects `range` on up to `threads` threads; each object is dropped on the
-/// thread that built it as soon as its row is made. `window_start`: the report's window (see [`Tally::new`]).
-fn score_range<O: Objects + ?Sized>(
+/// Builds, scores, formats and tallies objects `range` on this thread; each object is built in `spare` over the
+/// previous one. `window_start`: the report's window (see [`Tally::new`]).
+fn score_block<O: Objects + ?Sized>(
     engine: &Engine,
     objects: &O,
     range: std::ops::Range<usize>,
-    threads: usize,
     window_start: Option<i64>,
     keep_verdicts: bool,
+    spare: &mut Option<PreparedObject>,
 ) -> ScoredChunk {
-    let score = |part: std::ops::Range<usize>| {
-        let part_end = part.end;
-        let mut rows = ScoreRows::with_capacity(part.len());
-        let mut tally = Tally::new(window_start);
-        let mut verdicts = Vec::with_capacity(if keep_verdicts { part.len() } else { 0 });
-        let mut spare = None;
-        for n in part {
-            if n % PREFETCH == 0 {
-                objects.prefetch(n + PREFETCH..(n + 2 * PREFETCH).min(part_end));
-            }
-            let object = objects.get(n, &mut spare);
-            let scored = score_object(engine, object, ScopeState::default());
-            tally.add(&object.record, &object.stats, &scored.verdict);
-            rows.push(&object.record, &object.stats, &scored.verdict);
-            if keep_verdicts {
-                verdicts.push(scored);
-            }
+    let end = range.end;
+    let mut rows = ScoreRows::with_capacity(range.len());
+    let mut tally = Tally::new(window_start);
+    let mut verdicts = Vec::with_capacity(if keep_verdicts { range.len() } else { 0 });
+    for n in range {
+        if n % PREFETCH == 0 {
+            objects.prefetch(n + PREFETCH..(n + 2 * PREFETCH).min(end));
         }
-        (vec![rows], tally, verdicts)
-    };
-    if threads <= 1 || range.len() < 1_024 {
-        return score(range);
+        let object = objects.get(n, spare);
+        let scored = score_object(engine, object, ScopeState::default());
+        tally.add(&object.record, &object.stats, &scored.verdict);
+        rows.push(&object.record, &object.stats, &scored.verdict);
+        if keep_verdicts {
+            verdicts.push(scored);
+        }
     }
-    let per = range.len().div_ceil(threads);
-    let parts: Vec<std::ops::Range<usize>> = (range.start..range.end)
-        .step_by(per)
-        .map(|start| start..(start + per).min(range.end))
-        .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts.into_iter().map(|part| s.spawn(move || score(part))).collect();
-        let mut rows = Vec::with_capacity(threads);
-        let mut tally = Tally::new(window_start);
-        let mut verdicts = Vec::new();
-        for h in handles {
-            let (r, t, v) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            rows.extend(r);
-            tally.merge(t);
-            verdicts.extend(v);
+    (vec![rows], tally, verdicts)
+}
+
+/// Objects a scoring thread takes at a time: small enough that the threads run out of work together (a thread
+/// that shares its core with the writer is not waited for), large enough that taking them costs nothing.
+const SCORE_BLOCK: usize = 1_024;
+
+/// Blocks that may be scored ahead of the next one to hand on, at most: a Parquet row group's worth of rows and two
+/// chunks more. While the writer encodes a row group it takes no rows; were the scoring threads allowed less
+/// ahead, they would wait for it with a core idle.
+const BLOCKS_AHEAD: usize = (CHUNK_ROWS + 2 * SCORE_CHUNK) / SCORE_BLOCK;
+
+// Whole blocks make a chunk: the sink is never handed more than `SCORE_CHUNK` verdicts at once.
+const _: () = assert!(SCORE_CHUNK.is_multiple_of(SCORE_BLOCK));
+
+/// Scored blocks on their way from the scoring threads to the thread that hands them on in order.
+struct Handover {
+    /// The block to hand on next: blocks from `next + BLOCKS_AHEAD` on are not scored yet.
+    next: usize,
+    ready: std::collections::BTreeMap<usize, ScoredChunk>,
+    /// Scoring threads still running. One that panicked is counted out too, so that its block is not waited for
+    /// forever (the scope re-raises its panic).
+    running: usize,
+    /// Handing on failed: the scoring threads stop taking blocks.
+    stopped: bool,
+}
+
+/// A [`Handover`] and the condition variable its waiters sleep on.
+type SharedHandover = (std::sync::Mutex<Handover>, std::sync::Condvar);
+
+fn lock_handover(shared: &SharedHandover) -> std::sync::MutexGuard<'_, Handover> {
+    shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts a scoring thread out of [`Handover::running`] when it ends, normally or by a panic.
+struct Running<'a>(&'a SharedHandover);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock_handover(self.0).running -= 1;
+        self.0.1.notify_all();
+    }
+}
+
+/// Stops the scoring threads when the handing on ends, normally, on an error or by a panic (the scope it runs
+/// in waits for them).
+struct StopScoring<'a>(&'a SharedHandover);
+
+impl Drop for StopScoring<'_> {
+    fn drop(&mut self) {
+        lock_handover(self.0).stopped = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// A scoring thread: takes the next block until none is left (or handing on stopped), waiting while it would be
+/// more than [`BLOCKS_AHEAD`] blocks ahead, and leaves each scored block in the handover.
+fn score_blocks(
+    shared: &SharedHandover,
+    taken: &std::sync::atomic::AtomicUsize,
+    blocks: usize,
+    score: impl Fn(usize, &mut Option<PreparedObject>) -> ScoredChunk,
+) {
+    let _running = Running(shared);
+    let mut spare = None;
+    loop {
+        let block = taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if block >= blocks {
+            return;
         }
-        (rows, tally, verdicts)
-    })
+        {
+            let mut handover = lock_handover(shared);
+            while block >= handover.next + BLOCKS_AHEAD && !handover.stopped {
+                handover = shared
+                    .1
+                    .wait(handover)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if handover.stopped {
+                return;
+            }
+        }
+        let scored = score(block, &mut spare);
+        lock_handover(shared).ready.insert(block, scored);
+        shared.1.notify_all();
+    }
+}
+
+/// The next block in order from the scoring threads; `None` if a scoring thread ended without leaving it (it
+/// panicked).
+fn next_block(shared: &SharedHandover, block: usize) -> Option<ScoredChunk> {
+    let mut handover = lock_handover(shared);
+    loop {
+        if let Some(scored) = handover.ready.remove(&block) {
+            handover.next = block + 1;
+            shared.1.notify_all();
+            return Some(scored);
+        }
+        if handover.running == 0 {
+            return None;
+        }
+        handover = shared
+            .1
+            .wait(handover)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
 
 /// Scores every inventory object of the job's shard, writes the scores file and, if asked, the reports.
@@ -369,43 +451,67 @@ fn score_objects<O: Objects + ?Sized>(
     let mut tally = Tally::new(facts.history_complete_since);
     let threads = aggregate::threads();
     let total = objects.count();
-    let chunk = |k: usize| k * SCORE_CHUNK..((k + 1) * SCORE_CHUNK).min(total);
-    let chunks = total.div_ceil(SCORE_CHUNK);
+    let blocks = total.div_ceil(SCORE_BLOCK);
     let mut scored_objects = 0u64;
     let window_start = facts.history_complete_since;
     let keep_verdicts = sink.is_some();
+    let shared: SharedHandover = (
+        std::sync::Mutex::new(Handover {
+            next: 0,
+            ready: std::collections::BTreeMap::new(),
+            running: threads,
+            stopped: false,
+        }),
+        std::sync::Condvar::new(),
+    );
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let score = |block: usize, spare: &mut Option<PreparedObject>| {
+        let range = block * SCORE_BLOCK..((block + 1) * SCORE_BLOCK).min(total);
+        score_block(engine, objects, range, window_start, keep_verdicts, spare)
+    };
     let scores = std::thread::scope(|s| {
         // The scores file is written on its own thread, so that encoding a row group never holds up the scoring.
         let (to_writer, rows_in) = std::sync::mpsc::sync_channel::<ToWriter>(2);
         let writing = s.spawn(move || write_rows(writer, rows_in));
-        let spawn =
-            |k: usize| s.spawn(move || score_range(engine, objects, chunk(k), threads, window_start, keep_verdicts));
-        let scoring = (|| {
-            let mut next = (chunks > 0).then(|| spawn(0));
-            for k in 0..chunks {
-                let Some(handle) = next.take() else { break };
-                let (rows, chunk_tally, verdicts) = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-                if k + 1 < chunks {
-                    next = Some(spawn(k + 1));
+        for _ in 0..threads {
+            s.spawn(|| score_blocks(&shared, &taken, blocks, score));
+        }
+        let stop_scoring = StopScoring(&shared);
+        // Blocks are handed on in order, to the sink and the writer a chunk's worth at a time.
+        let handing_on = (|| {
+            let mut rows = Vec::new();
+            let mut rows_len = 0;
+            let mut verdicts = Vec::new();
+            for block in 0..blocks {
+                let Some((block_rows, block_tally, block_verdicts)) = next_block(&shared, block) else {
+                    return Ok(()); // a scoring thread panicked: the scope re-raises it
+                };
+                tally.merge(block_tally);
+                rows_len += block_rows.iter().map(ScoreRows::len).sum::<usize>();
+                rows.extend(block_rows);
+                verdicts.extend(block_verdicts);
+                if rows_len >= SCORE_CHUNK || block + 1 == blocks {
+                    if let Some(sink) = sink.as_mut() {
+                        sink.record(&verdicts).map_err(BatchError::Sink)?;
+                    }
+                    verdicts.clear();
+                    scored_objects += rows_len as u64;
+                    rows_len = 0;
+                    if to_writer.send(ToWriter::Rows(std::mem::take(&mut rows))).is_err() {
+                        // The writer stopped on an error, which it returns below.
+                        return Ok(());
+                    }
+                    progress.tick_now("objects scored", scored_objects);
                 }
-                if let Some(sink) = sink.as_mut() {
-                    sink.record(&verdicts).map_err(BatchError::Sink)?;
-                }
-                tally.merge(chunk_tally);
-                scored_objects += rows.iter().map(|b| b.len() as u64).sum::<u64>();
-                if to_writer.send(ToWriter::Rows(rows)).is_err() {
-                    // The writer stopped on an error, which it returns below.
-                    return Ok(());
-                }
-                progress.tick_now("objects scored", scored_objects);
             }
             // The writer finishes the file only when told to: without this it removes the partial file.
             let _ = to_writer.send(ToWriter::Finish);
             Ok::<_, BatchError>(())
         })();
+        drop(stop_scoring);
         drop(to_writer);
         let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        scoring?;
+        handing_on?;
         written?.ok_or_else(|| BatchError::io(&job.out, std::io::Error::other("the scores writer stopped early")))
     })?;
     progress.done("objects scored", scored_objects);

@@ -49,7 +49,7 @@ pub const SCORE_COLUMNS: [&str; 15] = [
 ];
 
 /// Rows per Parquet row group / DataFrame chunk.
-const CHUNK_ROWS: usize = 1 << 17;
+pub(crate) const CHUNK_ROWS: usize = 1 << 17;
 
 /// Format of the scores file, chosen by the `--out` extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
