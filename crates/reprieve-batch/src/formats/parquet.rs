@@ -37,7 +37,7 @@ pub(crate) fn row_count(path: &Path) -> Result<usize, ReadError> {
 /// Each batch is read through a copy of the footer that lists only its own row group: polars' reader, given a
 /// slice of the whole file, decodes every row group before the slice's start (measured: reading the 91st 1M-row
 /// group of a 99-group file took 7 s against 0.14 s for the first), which made the pass over a large file
-/// quadratic. A row group larger than [`BATCH_ROWS`] is still read in slices of it.
+/// quadratic. A row group larger than `BATCH_ROWS` is still read in slices of it.
 #[derive(Debug)]
 pub struct BatchPlan {
     path: PathBuf,

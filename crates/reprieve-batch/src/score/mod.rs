@@ -159,7 +159,8 @@ pub trait VerdictSink {
     fn record(&mut self, scored: &[Scored]) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
-/// Objects scored per parallel step (verdicts are then tallied and written in order).
+/// Verdicts handed to the [`VerdictSink`] and rows to the writer thread at a time (blocks of 1,024
+/// objects, scored in parallel, are gathered in order into chunks).
 pub const SCORE_CHUNK: usize = 16_384;
 
 /// Scores one prepared object: [`Engine::score_with_stats`], or for a container image the same engine with the
@@ -173,7 +174,7 @@ pub fn score_object(engine: &Engine, object: &PreparedObject, scope: ScopeState)
 
 /// [`Engine::score_with_stats`] for a container image: the same model, domain check, thresholds and policy, on
 /// the feature vector that includes the image features. With every image fact empty it gives exactly the engine's
-/// verdict (tested). The image facts are not (yet) part of [`ObjectRecord`], so the features are extracted here
+/// verdict (tested). The image facts are not (yet) part of [`ObjectRecord`](reprieve_core::ObjectRecord), so the features are extracted here
 /// and the engine decides from them.
 pub fn score_image_with_stats(
     engine: &Engine,
@@ -435,9 +436,9 @@ pub fn score_prepared(
     score_objects(job, prepared.objects.as_slice(), facts, engine, sink)
 }
 
-/// Scores `objects` chunk by chunk and writes their rows: the next chunk is built, scored, formatted and tallied on
-/// worker threads while this thread hands the current one to the sink and the scores file, so that at most two
-/// chunks of rows exist at a time.
+/// Scores `objects` and writes their rows: worker threads take blocks of objects in turn and build, score, format
+/// and tally them ([`score_blocks`]), while this thread hands the blocks on in order, a chunk at a time, to the sink
+/// and the writer thread. At most [`BLOCKS_AHEAD`] blocks are scored ahead of the one handed on next.
 fn score_objects<O: Objects + ?Sized>(
     job: &ScoreJob,
     objects: &O,
