@@ -282,10 +282,10 @@ struct Handover {
     /// The block to hand on next: blocks from `next + BLOCKS_AHEAD` on are not scored yet.
     next: usize,
     ready: std::collections::BTreeMap<usize, ScoredChunk>,
-    /// Scoring threads still running. One that panicked is counted out too, so that its block is not waited for
-    /// forever (the scope re-raises its panic).
+    /// Scoring threads still running.
     running: usize,
-    /// Handing on failed: the scoring threads stop taking blocks.
+    /// Handing on ended (normally or on an error) or a scoring thread panicked: the scoring threads stop taking
+    /// blocks, and a block not yet handed on is not waited for (the scope re-raises the panic).
     stopped: bool,
 }
 
@@ -296,12 +296,16 @@ fn lock_handover(shared: &SharedHandover) -> std::sync::MutexGuard<'_, Handover>
     shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Counts a scoring thread out of [`Handover::running`] when it ends, normally or by a panic.
+/// Counts a scoring thread out of [`Handover::running`] when it ends, and stops the others when it ends by a
+/// panic: its block will never come, so they must not wait for it to be handed on.
 struct Running<'a>(&'a SharedHandover);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        lock_handover(self.0).running -= 1;
+        let mut handover = lock_handover(self.0);
+        handover.running -= 1;
+        handover.stopped |= std::thread::panicking();
+        drop(handover);
         self.0.1.notify_all();
     }
 }
@@ -350,8 +354,7 @@ fn score_blocks(
     }
 }
 
-/// The next block in order from the scoring threads; `None` if a scoring thread ended without leaving it (it
-/// panicked).
+/// The next block in order from the scoring threads; `None` if it will not come (a scoring thread panicked).
 fn next_block(shared: &SharedHandover, block: usize) -> Option<ScoredChunk> {
     let mut handover = lock_handover(shared);
     loop {
@@ -360,7 +363,7 @@ fn next_block(shared: &SharedHandover, block: usize) -> Option<ScoredChunk> {
             shared.1.notify_all();
             return Some(scored);
         }
-        if handover.running == 0 {
+        if handover.stopped || handover.running == 0 {
             return None;
         }
         handover = shared
@@ -622,6 +625,80 @@ fn log_summary(summary: &ScoreSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Objects whose building panics at one index.
+    struct PanicsAt {
+        objects: Vec<PreparedObject>,
+        panic_at: usize,
+    }
+
+    impl Objects for PanicsAt {
+        fn count(&self) -> usize {
+            self.objects.len()
+        }
+
+        fn get<'a>(&'a self, n: usize, _spare: &'a mut Option<PreparedObject>) -> &'a PreparedObject {
+            assert!(n != self.panic_at, "object {n} cannot be built");
+            &self.objects[n]
+        }
+    }
+
+    /// A scoring thread that panics fails the run, the panic reaches the caller, and nothing waits for ever: not
+    /// the thread handing blocks on, nor the other scoring threads (which would otherwise wait to run ahead).
+    #[test]
+    fn a_panicking_scoring_thread_fails_the_run_without_hanging() {
+        let at = 1_800_000_000;
+        let model =
+            reprieve_model::Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json"))
+                .expect("bundled model");
+        let engine = Engine::new(std::sync::Arc::new(model), reprieve_core::PolicyConfig::default());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("scores.parquet");
+        let job = ScoreJob::new(dir.path().join("inventory.csv"), Vec::new(), at, &out);
+        let object = |i: usize| PreparedObject {
+            record: reprieve_core::ObjectRecord {
+                key: format!("img/{i:06}.png"),
+                ..reprieve_core::ObjectRecord::default()
+            },
+            stats: reprieve_core::HistoryStats::new(at),
+            image: None,
+        };
+        // Many more blocks than may run ahead, and the panic early: the other thread reaches its limit.
+        for panic_at in [0, 3 * SCORE_BLOCK + 5, 40 * SCORE_BLOCK] {
+            let objects = PanicsAt {
+                objects: (0..(BLOCKS_AHEAD + 60) * SCORE_BLOCK).map(object).collect(),
+                panic_at,
+            };
+            let facts = RunFacts {
+                history_complete_since: None,
+                inventory_objects: objects.objects.len() as u64,
+                duplicate_rows: 0,
+                inventory_report: crate::formats::ReadReport::new(
+                    &job.inventory,
+                    crate::formats::SourceFormat::InventoryCsv,
+                ),
+                log_reports: Vec::new(),
+                reads_at_or_after: 0,
+                reads_ambiguous_tenant: 0,
+                unknown: UnknownReads::default(),
+            };
+            // On a thread of its own, so that a hang fails the test (after a bound far beyond the run's
+            // milliseconds) instead of stalling the suite.
+            let (done, finished) = std::sync::mpsc::channel();
+            let (job, engine) = (job.clone(), engine.clone());
+            std::thread::spawn(move || {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    score_objects(&job, &objects, facts, &engine, None).map(|_| ())
+                }));
+                let _ = done.send(run.is_err());
+            });
+            let panicked = finished
+                .recv_timeout(std::time::Duration::from_secs(300))
+                .expect("the run ends");
+            assert!(panicked, "the panic at {panic_at} reaches the caller");
+            assert!(!out.exists(), "no scores file is left");
+        }
+    }
 
     #[test]
     fn shards_parse() {
