@@ -204,8 +204,10 @@ struct Updates {
     local_bits: u32,
 }
 
-/// Reads an [`Updates`] holds before folding them in (16 MiB, and as much again to sort them).
-const UPDATES_PER_FLUSH: usize = 1 << 20;
+/// Reads an [`Updates`] holds before folding them in (64 MiB, and as much again to sort them). The first flush
+/// also lays out the stats of the objects it meets in object order, which the later passes over all objects (prefix
+/// activity, scoring) read faster: 4M reads were measured faster than 1M.
+const UPDATES_PER_FLUSH: usize = 1 << 22;
 
 /// Reads [`line_events`] folds into a part before merging it into the totals (keeps the unknown-key tally small).
 const READS_PER_PART: usize = 1 << 16;

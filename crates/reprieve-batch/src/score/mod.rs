@@ -8,18 +8,19 @@
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
 //!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
 //!    threads (row groups in turn, results merged in file order: the same numbers for any thread count), and a key
-//!    repeated within a row group is looked up once (module `seen`). Reads are folded in a million at a time,
-//!    sorted by object first, so that an object's stats are fetched from memory once per batch of reads. An event
-//!    without a tenant (Apache and nginx logs name no bucket) matches its key in the default tenant (`""`) if the
-//!    inventory has it there, else in the one inventory tenant that holds that key; when several tenants hold it
-//!    the read is counted as ambiguous and attributed to none. Reads for keys not in the inventory are counted
-//!    (totals, distinct keys up to [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
+//!    repeated within a row group is looked up once (module `seen`). Reads are folded in four million at a
+//!    time, sorted by object first, so that an object's stats are fetched from memory once per batch of reads.
+//!    An event without a tenant (Apache and nginx logs name no bucket) matches its key in the default tenant
+//!    (`""`) if the inventory has it there, else in the one inventory tenant that holds that key; when several
+//!    tenants hold it the read is counted as ambiguous and attributed to none. Reads for keys not in the inventory
+//!    are counted (totals, distinct keys up to [`UNKNOWN_KEYS_CAP`], the top [`UNKNOWN_TOP`] keys), never scored.
 //! 3. Prefix activity (parent and top-level prefix per tenant) is aggregated over **every** inventory object, not
 //!    only the shard's, so that the shards of a sharded run concatenate to exactly the unsharded result.
 //! 4. Each object of the shard is scored with [`Engine::score_with_stats`] (the same features, model and policy as
 //!    the server), on worker threads that take blocks of objects in turn and also format each row and tally it for
 //!    the report; the blocks are handed on in order, and the rows are written, sorted by (tenant, key), to the
-//!    scores file (see [`SCORE_COLUMNS`]) on a thread of their own. With [`run_score_into`] every verdict and its features go to a [`VerdictSink`] first (the audit trail).
+//!    scores file (see [`SCORE_COLUMNS`]) on a thread of their own. With [`run_score_into`] every verdict and its
+//!    features go to a [`VerdictSink`] first (the audit trail).
 //! 5. The report (Markdown, plus JSON with the same numbers) gives the verdict classes, the unused-storage
 //!    metrics M1-M3, the most reclaimable prefixes and owners, what the hard rules held back, the readers'
 //!    malformed-line counts and the reads for keys not in the inventory.
@@ -174,8 +175,8 @@ pub fn score_object(engine: &Engine, object: &PreparedObject, scope: ScopeState)
 
 /// [`Engine::score_with_stats`] for a container image: the same model, domain check, thresholds and policy, on
 /// the feature vector that includes the image features. With every image fact empty it gives exactly the engine's
-/// verdict (tested). The image facts are not (yet) part of [`ObjectRecord`](reprieve_core::ObjectRecord), so the features are extracted here
-/// and the engine decides from them.
+/// verdict (tested). The image facts are not (yet) part of [`ObjectRecord`](reprieve_core::ObjectRecord), so the
+/// features are extracted here and the engine decides from them.
 pub fn score_image_with_stats(
     engine: &Engine,
     record: &reprieve_core::ObjectRecord,
