@@ -8,8 +8,8 @@
 //! 2. One streaming pass over every access log folds each read into its object's stats; events are never stored,
 //!    so memory is bounded by the inventory's object count, not the log volume. Parquet logs are read on several
 //!    threads (row groups in turn, results merged in file order: the same numbers for any thread count), and a key
-//!    repeated within a row group is looked up once (module `seen`). Reads are folded in four million at a
-//!    time, sorted by object first, so that an object's stats are fetched from memory once per batch of reads.
+//!    repeated within a row group is looked up once (module `seen`). Reads are folded in up to four million
+//!    at a time, sorted by object first, so that an object's stats are fetched from memory once per batch of reads.
 //!    An event without a tenant (Apache and nginx logs name no bucket) matches its key in the default tenant
 //!    (`""`) if the inventory has it there, else in the one inventory tenant that holds that key; when several
 //!    tenants hold it the read is counted as ambiguous and attributed to none. Reads for keys not in the inventory
