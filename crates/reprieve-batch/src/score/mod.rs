@@ -233,9 +233,9 @@ impl Objects for aggregate::Aggregated {
     }
 }
 
-/// One scored chunk: the rows of the scores file in order, the report's tally of the chunk, and the verdicts in
+/// One scored block: its rows of the scores file in order, the report's tally of the block, and the verdicts in
 /// order when they are wanted (for a [`VerdictSink`]; else empty).
-type ScoredChunk = (Vec<ScoreRows>, Tally, Vec<Scored>);
+type ScoredBlock = (ScoreRows, Tally, Vec<Scored>);
 
 /// Builds, scores, formats and tallies objects `range` on this thread; each object is built in `spare` over the
 /// previous one. `window_start`: the report's window (see [`Tally::new`]).
@@ -246,7 +246,7 @@ fn score_block<O: Objects + ?Sized>(
     window_start: Option<i64>,
     keep_verdicts: bool,
     spare: &mut Option<PreparedObject>,
-) -> ScoredChunk {
+) -> ScoredBlock {
     let end = range.end;
     let mut rows = ScoreRows::with_capacity(range.len());
     let mut tally = Tally::new(window_start);
@@ -263,7 +263,7 @@ fn score_block<O: Objects + ?Sized>(
             verdicts.push(scored);
         }
     }
-    (vec![rows], tally, verdicts)
+    (rows, tally, verdicts)
 }
 
 /// Objects a scoring thread takes at a time: small enough that the threads run out of work together (a thread
@@ -282,7 +282,7 @@ const _: () = assert!(SCORE_CHUNK.is_multiple_of(SCORE_BLOCK));
 struct Handover {
     /// The block to hand on next: blocks from `next + BLOCKS_AHEAD` on are not scored yet.
     next: usize,
-    ready: std::collections::BTreeMap<usize, ScoredChunk>,
+    ready: std::collections::BTreeMap<usize, ScoredBlock>,
     /// Scoring threads still running.
     running: usize,
     /// Handing on ended (normally or on an error) or a scoring thread panicked: the scoring threads stop taking
@@ -328,7 +328,7 @@ fn score_blocks(
     shared: &SharedHandover,
     taken: &std::sync::atomic::AtomicUsize,
     blocks: usize,
-    score: impl Fn(usize, &mut Option<PreparedObject>) -> ScoredChunk,
+    score: impl Fn(usize, &mut Option<PreparedObject>) -> ScoredBlock,
 ) {
     let _running = Running(shared);
     let mut spare = None;
@@ -356,7 +356,7 @@ fn score_blocks(
 }
 
 /// The next block in order from the scoring threads; `None` if it will not come (a scoring thread panicked).
-fn next_block(shared: &SharedHandover, block: usize) -> Option<ScoredChunk> {
+fn next_block(shared: &SharedHandover, block: usize) -> Option<ScoredBlock> {
     let mut handover = lock_handover(shared);
     loop {
         if let Some(scored) = handover.ready.remove(&block) {
@@ -492,8 +492,8 @@ fn score_objects<O: Objects + ?Sized>(
                     return Ok(()); // a scoring thread panicked: the scope re-raises it
                 };
                 tally.merge(block_tally);
-                rows_len += block_rows.iter().map(ScoreRows::len).sum::<usize>();
-                rows.extend(block_rows);
+                rows_len += block_rows.len();
+                rows.push(block_rows);
                 verdicts.extend(block_verdicts);
                 if rows_len >= SCORE_CHUNK || block + 1 == blocks {
                     if let Some(sink) = sink.as_mut() {
